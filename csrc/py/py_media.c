@@ -1,8 +1,396 @@
-/* STUB: replaced by the real binding. */
+/* _core.Media: the Python face of the RTP media engine (csrc/rtp/media.h).
+ *
+ * A Media object owns one struct media (one media thread).  Every call into
+ * the engine runs with the GIL released: commands wait for the media thread
+ * and statistics take its table lock.  close() shuts the engine down but
+ * keeps the struct, so that a call racing with close() in another thread
+ * fails with EngineError instead of touching freed memory; the struct is
+ * freed only by the dealloc, when no thread can hold the object any more.
+ */
 #include "module.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "rtp/media.h"
+
+struct pymedia {
+    PyObject_HEAD
+    struct media *m; /* owned; NULL only if creation failed */
+};
+
+#define PYMEDIA_ERRLEN 256
+
+static struct pysip_state *pymedia_state(PyObject *self)
+{
+    return pysip_state_from_type(Py_TYPE(self));
+}
+
+static PyObject *raise_engine_error(PyObject *self, const char *reason)
+{
+    struct pysip_state *st = pymedia_state(self);
+    if (st == NULL)
+        return NULL;
+    PyErr_SetString(st->EngineError, reason);
+    return NULL;
+}
+
+/* Turn a negative return of the engine into an exception. Returns NULL. */
+static PyObject *raise_media_error(PyObject *self, int r, PyObject *id, const char *err)
+{
+    if (r == -ENOENT && id != NULL) {
+        PyErr_SetObject(PyExc_KeyError, id);
+        return NULL;
+    }
+    if (r == -EINVAL) {
+        PyErr_SetString(PyExc_ValueError, err && err[0] ? err : "invalid argument");
+        return NULL;
+    }
+    if (r == -ESHUTDOWN)
+        return raise_engine_error(self, "the media engine is closed");
+    if (err && err[0])
+        return raise_engine_error(self, err);
+    return raise_engine_error(self, strerror(-r));
+}
+
+static int check_open(PyObject *self, struct media **out)
+{
+    struct pymedia *pm = (struct pymedia *)self;
+    if (pm->m == NULL) {
+        raise_engine_error(self, "the media engine is closed");
+        return -1;
+    }
+    *out = pm->m;
+    return 0;
+}
+
+/* A stream id: an int; one that cannot be an id is simply unknown (KeyError). */
+static int parse_id(PyObject *o, uint32_t *out)
+{
+    if (!PyLong_Check(o) || PyBool_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "stream id must be an int, not %.100s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || v < 0 || v > (long long)UINT32_MAX) {
+        PyErr_SetObject(PyExc_KeyError, o);
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_int(PyObject *o, const char *name, long long lo, long long hi, long long *out)
+{
+    if (!PyLong_Check(o) || PyBool_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || v < lo || v > hi) {
+        PyErr_Format(PyExc_ValueError, "%s must be in %lld..%lld, got %R", name, lo, hi, o);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A str host of at most 63 UTF-8 bytes without NUL, copied into buf[64]. */
+static int parse_host(PyObject *o, const char *name, char buf[64])
+{
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", name, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n = 0;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (s == NULL)
+        return -1;
+    if (n >= 64 || memchr(s, '\0', (size_t)n) != NULL) {
+        PyErr_Format(PyExc_ValueError, "%s must be a numeric IPv4 or IPv6 address, got %R", name, o);
+        return -1;
+    }
+    memcpy(buf, s, (size_t)n);
+    buf[n] = '\0';
+    return 0;
+}
+
+static PyObject *pymedia_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, ":Media", kwlist))
+        return NULL;
+    struct pymedia *self = (struct pymedia *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    char err[PYMEDIA_ERRLEN] = "";
+    struct media *m;
+    Py_BEGIN_ALLOW_THREADS
+    m = media_new(err, sizeof err);
+    Py_END_ALLOW_THREADS
+    if (m == NULL) {
+        raise_engine_error((PyObject *)self, err[0] ? err : "cannot create the media engine");
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->m = m;
+    return (PyObject *)self;
+}
+
+static void pymedia_dealloc(PyObject *op)
+{
+    struct pymedia *self = (struct pymedia *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    struct media *m = self->m;
+    self->m = NULL;
+    if (m != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        media_free(m);
+        Py_END_ALLOW_THREADS
+    }
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+static PyObject *pymedia_open(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"host", "port", NULL};
+    PyObject *host_o, *port_o = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:open", kwlist, &host_o, &port_o))
+        return NULL;
+    char host[64];
+    long long port = 0;
+    struct media *m;
+    if (parse_host(host_o, "host", host) < 0 || (port_o && parse_int(port_o, "port", 0, 65535, &port) < 0) ||
+        check_open(self, &m) < 0)
+        return NULL;
+    char err[PYMEDIA_ERRLEN] = "";
+    uint32_t id = 0;
+    uint16_t bound = 0;
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = media_stream_open(m, host, (uint16_t)port, &id, &bound, err, sizeof err);
+    Py_END_ALLOW_THREADS
+    if (r < 0)
+        return raise_media_error(self, r, NULL, err);
+    return Py_BuildValue("(kH)", (unsigned long)id, (unsigned short)bound);
+}
+
+static int parse_source(PyObject *o, enum media_source *out)
+{
+    static const struct {
+        const char *name;
+        enum media_source src;
+    } names[] = {
+        {"silence", MEDIA_SRC_SILENCE},
+        {"tone", MEDIA_SRC_TONE},
+        {"echo", MEDIA_SRC_ECHO},
+        {"none", MEDIA_SRC_NONE},
+    };
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "source must be a str, not %.100s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (PyUnicode_CompareWithASCIIString(o, names[i].name) == 0) {
+            *out = names[i].src;
+            return 0;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "source must be one of 'silence', 'tone', 'echo', 'none', got %R", o);
+    return -1;
+}
+
+static PyObject *pymedia_start(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"id", "remote_host", "remote_port", "payload_type", "source",
+                             "tone_hz", "ptime_ms", "dbov", NULL};
+    PyObject *id_o, *host_o, *port_o, *pt_o = NULL, *src_o = NULL, *ptime_o = NULL;
+    double tone_hz = 0.0, dbov = -10.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|OOdOd:start", kwlist, &id_o, &host_o, &port_o, &pt_o, &src_o,
+                                     &tone_hz, &ptime_o, &dbov))
+        return NULL;
+    struct media_stream_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    uint32_t id;
+    long long port, pt = 0, ptime = 20;
+    cfg.source = MEDIA_SRC_SILENCE;
+    if (parse_id(id_o, &id) < 0 || parse_host(host_o, "remote_host", cfg.remote_host) < 0 ||
+        parse_int(port_o, "remote_port", 0, 65535, &port) < 0 ||
+        (pt_o && parse_int(pt_o, "payload_type", 0, 127, &pt) < 0) || (src_o && parse_source(src_o, &cfg.source) < 0) ||
+        (ptime_o && parse_int(ptime_o, "ptime_ms", MEDIA_PTIME_MIN, MEDIA_PTIME_MAX, &ptime) < 0))
+        return NULL;
+    cfg.remote_port = (uint16_t)port;
+    cfg.payload_type = (int)pt;
+    cfg.ptime_ms = (uint32_t)ptime;
+    cfg.tone_hz = tone_hz;
+    cfg.tone_dbov = dbov;
+    struct media *m;
+    if (check_open(self, &m) < 0)
+        return NULL;
+    char err[PYMEDIA_ERRLEN] = "";
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = media_stream_start(m, id, &cfg, err, sizeof err);
+    Py_END_ALLOW_THREADS
+    if (r < 0)
+        return raise_media_error(self, r, id_o, err);
+    Py_RETURN_NONE;
+}
+
+static PyObject *pymedia_stop(PyObject *self, PyObject *id_o)
+{
+    uint32_t id;
+    struct media *m;
+    if (parse_id(id_o, &id) < 0 || check_open(self, &m) < 0)
+        return NULL;
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = media_stream_stop(m, id);
+    Py_END_ALLOW_THREADS
+    if (r < 0)
+        return raise_media_error(self, r, id_o, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *pymedia_close_stream(PyObject *self, PyObject *id_o)
+{
+    uint32_t id;
+    struct media *m;
+    if (parse_id(id_o, &id) < 0 || check_open(self, &m) < 0)
+        return NULL;
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = media_stream_close(m, id);
+    Py_END_ALLOW_THREADS
+    if (r < 0)
+        return raise_media_error(self, r, id_o, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *pymedia_stats(PyObject *self, PyObject *id_o)
+{
+    uint32_t id;
+    struct media *m;
+    if (parse_id(id_o, &id) < 0 || check_open(self, &m) < 0)
+        return NULL;
+    struct media_stats s;
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = media_stream_stats(m, id, &s);
+    Py_END_ALLOW_THREADS
+    if (r < 0)
+        return raise_media_error(self, r, id_o, NULL);
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:K,s:K,s:k,s:i,s:O,s:K}",
+                         "tx_packets", (unsigned long long)s.tx_packets,
+                         "tx_bytes", (unsigned long long)s.tx_bytes,
+                         "rx_packets", (unsigned long long)s.rx_packets,
+                         "rx_bytes", (unsigned long long)s.rx_bytes,
+                         "rx_lost", (unsigned long long)s.rx_lost,
+                         "rx_out_of_order", (unsigned long long)s.rx_out_of_order,
+                         "rx_duplicates", (unsigned long long)s.rx_duplicates,
+                         "rx_invalid", (unsigned long long)s.rx_invalid,
+                         "jitter_ms", s.jitter_ms,
+                         "max_gap_ms", s.max_gap_ms,
+                         "first_rx_ms", (unsigned long long)s.first_rx_ms,
+                         "last_rx_ms", (unsigned long long)s.last_rx_ms,
+                         "rx_ssrc", (unsigned long)s.rx_ssrc,
+                         "rx_payload_type", s.rx_payload_type,
+                         "sending", s.sending ? Py_True : Py_False,
+                         "tx_errors", (unsigned long long)s.tx_errors);
+}
+
+static PyObject *pymedia_stream_count(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    struct media *m;
+    if (check_open(self, &m) < 0)
+        return NULL;
+    size_t n;
+    Py_BEGIN_ALLOW_THREADS
+    n = media_stream_count(m);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromSize_t(n);
+}
+
+static PyObject *pymedia_close(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    struct media *m = ((struct pymedia *)self)->m;
+    if (m != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        media_shutdown(m);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *pymedia_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *pymedia_exit(PyObject *self, PyObject *Py_UNUSED(args))
+{
+    PyObject *r = pymedia_close(self, NULL);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef pymedia_methods[] = {
+    {"open", (PyCFunction)(void (*)(void))pymedia_open, METH_VARARGS | METH_KEYWORDS,
+     "open(host: str, port: int = 0) -> tuple[int, int]\n--\n\n"
+     "Open a stream bound to host:port (numeric IPv4/IPv6; port 0 picks an even free port).\n"
+     "Returns (stream id, bound port). The stream receives and counts from now on."},
+    {"start", (PyCFunction)(void (*)(void))pymedia_start, METH_VARARGS | METH_KEYWORDS,
+     "start(id, remote_host, remote_port, payload_type=0, source='silence', tone_hz=0.0, ptime_ms=20, dbov=-10.0)\n--\n\n"
+     "Start (or re-target) sending. source is 'silence', 'tone' (tone_hz at dbov), 'echo' (send back what\n"
+     "arrives; remote_port 0 = to each packet's source) or 'none' (receive only). Unknown id: KeyError."},
+    {"stop", (PyCFunction)pymedia_stop, METH_O, "stop(id)\n--\n\nStop sending; the stream keeps receiving and counting."},
+    {"close_stream", (PyCFunction)pymedia_close_stream, METH_O,
+     "close_stream(id)\n--\n\nClose the stream's socket and forget it."},
+    {"stats", (PyCFunction)pymedia_stats, METH_O,
+     "stats(id) -> dict\n--\n\nA consistent snapshot of the stream's statistics (fields of struct media_stats)."},
+    {"stream_count", (PyCFunction)pymedia_stream_count, METH_NOARGS, "stream_count() -> int\n--\n\nOpen streams."},
+    {"close", (PyCFunction)pymedia_close, METH_NOARGS,
+     "close()\n--\n\nStop the media thread and close every stream; idempotent. Later calls raise EngineError."},
+    {"__enter__", (PyCFunction)pymedia_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)pymedia_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot pymedia_slots[] = {
+    {Py_tp_new, pymedia_new},
+    {Py_tp_dealloc, pymedia_dealloc},
+    {Py_tp_methods, pymedia_methods},
+    {Py_tp_doc, (void *)"Media()\n--\n\n"
+                        "The RTP media engine: one thread and one timer wheel for many RTP streams.\n"
+                        "Use as a context manager, or call close()."},
+    {0, NULL},
+};
+
+static PyType_Spec pymedia_spec = {
+    .name = "pysiptest._core.Media",
+    .basicsize = sizeof(struct pymedia),
+    .itemsize = 0,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = pymedia_slots,
+};
+
 int pysip_media_add_types(PyObject *module, struct pysip_state *st)
 {
-    (void)module;
-    (void)st;
+    PyObject *tp = PyType_FromModuleAndSpec(module, &pymedia_spec, NULL);
+    if (tp == NULL)
+        return -1;
+    st->MediaType = (PyTypeObject *)tp; /* the state's reference */
+    if (PyModule_AddObjectRef(module, "Media", tp) < 0)
+        return -1;
     return 0;
 }

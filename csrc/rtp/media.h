@@ -47,14 +47,23 @@ struct media_stats {
     uint32_t rx_ssrc;
     int rx_payload_type;     /* -1 if nothing received */
     int sending;             /* 1 while the stream is started */
+    uint64_t tx_errors;      /* packets that could not be sent (sendto failed: buffer full, unreachable, ...) */
 };
 
 struct media;
 
 /* Create the media engine and start its thread. NULL on failure with err filled (errlen bytes). */
 struct media *media_new(char *err, size_t errlen);
-/* Stop the thread, close every stream, free everything. Safe with NULL. */
+/* Stop the thread, close every stream, free everything. Safe with NULL.  No other call on m may be
+ * running or follow (use media_shutdown first when other threads may still hold m). */
 void media_free(struct media *m);
+/* Stop the thread and close every stream, but keep m itself: every later call on m fails with
+ * -ESHUTDOWN (media_stream_count returns 0).  Thread-safe and idempotent; a call that races with a
+ * shutdown fails cleanly.  media_free must still be called. */
+void media_shutdown(struct media *m);
+
+#define MEDIA_PTIME_MIN 5u   /* ms */
+#define MEDIA_PTIME_MAX 200u /* ms */
 
 /* Open a stream bound to host:port (port 0 picks an even free port). Returns 0 and sets *id, *bound_port,
  * or a negative errno with err filled. The stream receives (and counts) from the moment it is open. */

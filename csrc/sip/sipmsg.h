@@ -89,15 +89,18 @@ struct sipmsg {
  * lim: may be NULL for defaults.
  * On success returns 0 and sets *out (caller owns it; free with sipmsg_free).
  * On failure returns a negative code, *out is NULL, and err (if non-NULL) says what and where.
- * Datagram semantics: bytes past Content-Length are ignored; a missing Content-Length means the body runs
- * to the end of the data; a Content-Length larger than the data is -EBADMSG. */
+ * Datagram semantics: bytes past Content-Length are ignored (m->len then excludes them); a missing
+ * Content-Length means the body runs to the end of the data; a Content-Length larger than the data is -EBADMSG.
+ * Folded header lines are joined in the message's copy by turning their line breaks into spaces.
+ * Empty input or a start/header line cut off before its line end is -ENODATA. */
 int sipmsg_parse(const char *data, size_t len, const struct sipmsg_limits *lim, struct sipmsg **out,
                  struct sip_error *err);
 void sipmsg_free(struct sipmsg *m);
 
-/* First header with this id (or, for SIP_HDR_OTHER, this name compared case-insensitively), starting the
- * search at index *pos (updated to one past the found header). Returns NULL when none is left.
- * name may be NULL when id != SIP_HDR_OTHER. */
+/* First header with this id (or, for SIP_HDR_OTHER, this name compared case-insensitively; a well-known name
+ * such as "Via" or "v" given this way matches both of its forms), starting the search at index *pos (updated
+ * to one past the found header; pos may be NULL). Returns NULL when none is left.
+ * name may be NULL when id != SIP_HDR_OTHER; it is a C string of the caller's, never wire data. */
 const struct sip_hdr *sipmsg_find(const struct sipmsg *m, enum sip_hdr_id id, const char *name, size_t *pos);
 
 /* Header id for a header name (long or compact form, case-insensitive). */
@@ -120,12 +123,19 @@ struct sip_uri {
     struct sip_str params;   /* everything after the first ';' up to '?' (without the leading ';') */
     struct sip_str headers;  /* after '?' */
 };
+/* sip/sips: user[:password]@host[:port];params?headers (port 1..65535); tel: the number is in user, params
+ * after ';'; any other scheme: everything after "scheme:" is in user (opaque). Whitespace or control bytes
+ * anywhere in the URI are -EBADMSG. */
 int sip_uri_parse(struct sip_str s, struct sip_uri *out, struct sip_error *err);
 /* Value of a ;name[=value] URI or header parameter in a params slice; 0 found (val may be empty), -ENOENT. */
 int sip_param_find(struct sip_str params, const char *name, struct sip_str *val);
+/* Iterate a params slice ("a=1;b;c=\"x;y\""): the next parameter's name and value (LWS around ';' and '='
+ * trimmed, surrounding quotes removed from a quoted value, quoted-pairs left as written; empty value when
+ * there is no '='). *rest advances past it. Returns 0, or -ENOENT when no parameter is left. */
+int sip_param_next(struct sip_str *rest, struct sip_str *name, struct sip_str *val);
 
 struct sip_via {
-    struct sip_str protocol;  /* "SIP/2.0" */
+    struct sip_str protocol;  /* "SIP/2.0" (spans any LWS written around the '/') */
     struct sip_str transport; /* "UDP", "TCP", ... */
     struct sip_str host;      /* IPv6 without brackets */
     int host_is_ipv6;
@@ -154,6 +164,7 @@ struct sip_cseq {
     uint32_t num;
     struct sip_str method;
 };
+/* -EBADMSG unless "number LWS method" with number < 2**31 (RFC 3261 8.1.1.5). */
 int sip_cseq_parse(struct sip_str value, struct sip_cseq *out, struct sip_error *err);
 
 /* Compare two slices / a slice and a C string, case-sensitively or not. */
