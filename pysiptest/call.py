@@ -38,7 +38,9 @@ class Call:
         self.end_reason = ""
         self.end_status = 0
         self._final_stats: Optional[dict[str, Any]] = None
-        self._lock = threading.RLock()
+        # the phone's lock: held by call commands and by the phone's event handler, so an event never sees a
+        # half-made change (e.g. the ACK arriving before answer() has recorded the dialog id)
+        self._lock = phone._lock
         self._state_cond = threading.Condition(self._lock)
 
     def __repr__(self) -> str:
@@ -91,9 +93,14 @@ class Call:
             self.payload_type = pt
             body = sdp.build(self.phone.host, self.media_port, [pt], ptime=dev.ptime, username=self.phone.user)
             headers = self.phone._contact_headers() + [("Content-Type", "application/sdp")]
-            did = self.phone.engine.core.respond(self.invite_txn, 200, None, headers, body)
-            self._bind_dialog(did)
+            # the ACK can come back before respond() returns: be in "answering" before the 200 leaves
             self._set_state("answering")
+            try:
+                did = self.phone.engine.core.respond(self.invite_txn, 200, None, headers, body)
+            except Exception:
+                self._set_state("ringing")
+                raise
+            self._bind_dialog(did)
             self._start_media()
 
     def reject(self, status: int = 486, reason: Optional[str] = None) -> None:

@@ -77,6 +77,7 @@ class Phone:
         self._cseq = 0
         self._reg_call_id = secrets.token_hex(8)
         self._reg_tag = secrets.token_hex(6)
+        self._lock = threading.RLock()  # protects call tables and call state; see Call._lock
         self._cond = threading.Condition()
         self._events: list[Event] = []
         self.history: list[tuple[float, Event]] = []
@@ -180,8 +181,9 @@ class Phone:
             ("Expires", str(exp)),
             ("User-Agent", self.device.user_agent),
         ]
-        txn = self.engine.core.request(self.transport_id, host, port, "REGISTER", f"sip:{self.domain}", headers)
-        self._track(txn, "register", exp)
+        with self._lock:
+            txn = self.engine.core.request(self.transport_id, host, port, "REGISTER", f"sip:{self.domain}", headers)
+            self._track(txn, "register", exp)
         ev = self.expect((Registered, RegistrationFailed), timeout=timeout)
         if isinstance(ev, RegistrationFailed):
             raise AssertionError(f"{self.name} could not register: {ev.status} {ev.reason}")
@@ -208,13 +210,14 @@ class Phone:
             ("User-Agent", self.device.user_agent),
             ("Content-Type", "application/sdp"),
         ]
-        try:
-            call.invite_txn = self.engine.core.request(self.transport_id, host, port, "INVITE", uri, headers, body)
-        except Exception:
-            call._close_media()
-            raise
-        self.calls.append(call)
-        self._calls_by_txn[call.invite_txn] = call
+        with self._lock:
+            try:
+                call.invite_txn = self.engine.core.request(self.transport_id, host, port, "INVITE", uri, headers, body)
+            except Exception:
+                call._close_media()
+                raise
+            self.calls.append(call)
+            self._calls_by_txn[call.invite_txn] = call
         return call
 
     def wait_for_call(self, timeout: float = 5.0) -> Call:
@@ -239,7 +242,8 @@ class Phone:
     def _on_core_event(self, ev: CoreEvent) -> None:
         handler = getattr(self, f"_ev_{ev.kind}", None)
         if handler is not None:
-            handler(ev)
+            with self._lock:
+                handler(ev)
 
     def _ev_parse_error(self, ev: CoreEvent) -> None:
         self._post(MalformedMessage(ev.info, ev.src))
@@ -330,9 +334,13 @@ class Phone:
             return
         if method == "ACK":
             self._post(RequestReceived("ACK", msg, call))
-            if call is not None and call.state == "answering":
-                call._set_state("confirmed")
-                self._post(Answered(call))
+            if call is not None:
+                with call._lock:
+                    confirmed = call.state == "answering"
+                    if confirmed:
+                        call._set_state("confirmed")
+                if confirmed:
+                    self._post(Answered(call))
             return
         if method == "BYE":
             self.engine.core.respond(ev.txn_id, 200 if call else 481)

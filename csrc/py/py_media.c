@@ -346,21 +346,24 @@ static PyObject *pymedia_exit(PyObject *self, PyObject *Py_UNUSED(args))
 
 static PyMethodDef pymedia_methods[] = {
     {"open", (PyCFunction)(void (*)(void))pymedia_open, METH_VARARGS | METH_KEYWORDS,
-     "open(host: str, port: int = 0) -> tuple[int, int]\n--\n\n"
+     "open($self, /, host, port=0)\n--\n\n"
      "Open a stream bound to host:port (numeric IPv4/IPv6; port 0 picks an even free port).\n"
-     "Returns (stream id, bound port). The stream receives and counts from now on."},
+     "Returns (stream id, bound port): tuple[int, int]. The stream receives and counts from now on."},
     {"start", (PyCFunction)(void (*)(void))pymedia_start, METH_VARARGS | METH_KEYWORDS,
-     "start(id, remote_host, remote_port, payload_type=0, source='silence', tone_hz=0.0, ptime_ms=20, dbov=-10.0)\n--\n\n"
+     "start($self, /, id, remote_host, remote_port, payload_type=0, source='silence', tone_hz=0.0, ptime_ms=20,"
+     " dbov=-10.0)\n--\n\n"
      "Start (or re-target) sending. source is 'silence', 'tone' (tone_hz at dbov), 'echo' (send back what\n"
      "arrives; remote_port 0 = to each packet's source) or 'none' (receive only). Unknown id: KeyError."},
-    {"stop", (PyCFunction)pymedia_stop, METH_O, "stop(id)\n--\n\nStop sending; the stream keeps receiving and counting."},
+    {"stop", (PyCFunction)pymedia_stop, METH_O,
+     "stop($self, id, /)\n--\n\nStop sending; the stream keeps receiving and counting."},
     {"close_stream", (PyCFunction)pymedia_close_stream, METH_O,
-     "close_stream(id)\n--\n\nClose the stream's socket and forget it."},
+     "close_stream($self, id, /)\n--\n\nClose the stream's socket and forget it."},
     {"stats", (PyCFunction)pymedia_stats, METH_O,
-     "stats(id) -> dict\n--\n\nA consistent snapshot of the stream's statistics (fields of struct media_stats)."},
-    {"stream_count", (PyCFunction)pymedia_stream_count, METH_NOARGS, "stream_count() -> int\n--\n\nOpen streams."},
+     "stats($self, id, /)\n--\n\n"
+     "A dict: a consistent snapshot of the stream's statistics (the fields of struct media_stats)."},
+    {"stream_count", (PyCFunction)pymedia_stream_count, METH_NOARGS, "stream_count($self, /)\n--\n\nOpen streams."},
     {"close", (PyCFunction)pymedia_close, METH_NOARGS,
-     "close()\n--\n\nStop the media thread and close every stream; idempotent. Later calls raise EngineError."},
+     "close($self, /)\n--\n\nStop the media thread and close every stream; idempotent. Later calls raise EngineError."},
     {"__enter__", (PyCFunction)pymedia_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)pymedia_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},

@@ -35,6 +35,7 @@
 
 #define MEDIA_RX_BATCH 16
 #define MEDIA_RX_BUF 2048          /* larger datagrams are not RTP we can use: counted invalid */
+#define MEDIA_RX_MAX_BATCHES 64    /* per readiness: a flooded socket cannot starve the others (level-triggered) */
 #define MEDIA_MAX_LATE_MS 100      /* behind schedule by more than this: skip packets instead of bursting */
 #define MEDIA_EVENTS 64
 #define MEDIA_BUCKETS_MIN 64
@@ -406,9 +407,11 @@ static int stream_account(struct media_stream *s, const uint8_t *pkt, size_t len
     return 1;
 }
 
+/* Drain the socket until EAGAIN, or until MEDIA_RX_MAX_BATCHES batches: epoll is level-triggered,
+ * so what is left is read at the next turn of the loop, after the timers due meanwhile. */
 static void stream_receive(struct media *m, struct media_stream *s)
 {
-    for (;;) {
+    for (int batch = 0; batch < MEDIA_RX_MAX_BATCHES; batch++) {
         for (int i = 0; i < MEDIA_RX_BATCH; i++) {
             m->rx_iov[i].iov_base = m->rx_buf[i];
             m->rx_iov[i].iov_len = MEDIA_RX_BUF;
@@ -525,7 +528,8 @@ static int cmd_start(struct media *m, struct media_cmd *c)
             memcpy(&remote, &v6, sizeof v6);
             remote_len = sizeof v6;
         } else {
-            set_err(c->err, c->errlen, 0, "remote %s is IPv6 but the stream is bound to an IPv4 address", c->cfg.remote_host);
+            set_err(c->err, c->errlen, 0, "remote %s is IPv6 but the stream is bound to an IPv4 address",
+                    c->cfg.remote_host);
             return -EINVAL;
         }
     }

@@ -388,7 +388,8 @@ static void test_jitter_converges_for_alternating_transit(void)
  * independently (the float column matches tshark's figures). */
 static FILE *open_corpus(const char *name)
 {
-    const char *dirs[] = {getenv("PYSIPTEST_CORPUS"), "../corpus/rtp", "../../tests/corpus/rtp", "/work/shared/corpus/rtp"};
+    const char *dirs[] = {getenv("PYSIPTEST_CORPUS"), "../corpus/rtp", "../../tests/corpus/rtp",
+                          "/work/shared/corpus/rtp"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         if (dirs[i] == NULL)
             continue;
@@ -424,8 +425,8 @@ static void test_jitter_matches_the_g711a_capture(void)
         unsigned long ts;
         double want_units, want_ms;
         unsigned long want_q4, want_rep;
-        if (sscanf(line, "%u,%lld.%15[0-9],%u,%lu,%lf,%lf,%lu,%lu", &frame, &sec, frac, &seq, &ts, &want_units, &want_ms,
-                   &want_q4, &want_rep) != 9) {
+        if (sscanf(line, "%u,%lld.%15[0-9],%u,%lu,%lf,%lf,%lu,%lu", &frame, &sec, frac, &seq, &ts, &want_units,
+                   &want_ms, &want_q4, &want_rep) != 9) {
             CHECK(!"unparsable csv line");
             break;
         }
