@@ -43,6 +43,16 @@ def _hostport(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def _uri_host(host: str) -> str:
+    """host as it is written in a SIP URI: an IPv6 literal goes in brackets (RFC 3261 section 25.1)."""
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]"
+    except ValueError:
+        pass
+    return host
+
+
 def _uri_user(uri: str) -> str:
     """The user part of a sip: URI ("" when there is none)."""
     rest = uri.split(":", 1)[1] if ":" in uri else uri
@@ -68,7 +78,7 @@ class Phone:
         self.engine = engine or default_engine()
         self.host = host
         self.proxy = proxy
-        self.domain = domain or (proxy[0] if proxy else host)
+        self.domain = _uri_host(domain or (proxy[0] if proxy else host))
         self.transport_id, self.port = self.engine.listen_udp(host, port, self)
         self.calls: list[Call] = []
         self._calls_by_txn: dict[int, Call] = {}
