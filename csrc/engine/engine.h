@@ -40,7 +40,7 @@ enum engine_event_kind {
     ENGINE_EV_TRANSPORT_ERROR, /* sending failed (info: strerror) */
     ENGINE_EV_PARSE_ERROR,     /* a datagram that is not a SIP message (info: reason) */
     ENGINE_EV_CANCELLED,       /* the peer CANCELled our server INVITE transaction txn_id; 487 was sent */
-    ENGINE_EV_DIALOG_ENDED,    /* dialog_id was removed (BYE completed) */
+    ENGINE_EV_DIALOG_ENDED,    /* dialog_id was removed (our BYE answered, timed out or unsendable; theirs answered) */
 };
 
 struct engine_event {

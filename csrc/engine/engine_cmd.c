@@ -125,11 +125,9 @@ static int start_client(struct engine *e, uint32_t transport_id, const struct ne
     struct txn_out out = {0};
     uint64_t now = engine_now_ms();
     x->t = txn_client_new(x->kind, &e->tcfg, b->p, b->len, now, &out);
+    x->req = m;
     if (x->key == NULL || x->t == NULL) {
-        free(x->key);
-        txn_free(x->t);
-        free(x);
-        sipmsg_free(m);
+        engine_etxn_destroy(x);
         return -ENOMEM;
     }
     x->key[0] = 'C';
@@ -137,19 +135,11 @@ static int start_client(struct engine *e, uint32_t transport_id, const struct ne
     x->key[1 + via.branch.len] = '\0';
     memcpy(x->key + 2 + via.branch.len, cq.method.p, cq.method.len);
     x->klen = klen;
-    x->req = m;
     x->transport_id = transport_id;
     x->peer = *dst;
     x->dialog_id = dialog_id;
-    x->id = engine_new_id(e);
-    unsigned char k[4];
-    strmap_idkey(x->id, k);
-    if (strmap_put(&e->txns, k, 4, x) < 0 || strmap_put(&e->txn_by_key, x->key, x->klen, x) < 0) {
-        strmap_del(&e->txns, k, 4);
-        free(x->key);
-        txn_free(x->t);
-        sipmsg_free(m);
-        free(x);
+    if (engine_txn_insert(e, x) < 0) {
+        engine_etxn_destroy(x);
         return -ENOMEM;
     }
     *txn_id = x->id;
@@ -295,43 +285,36 @@ int engine_respond(struct engine *e, uint32_t txn_id, int status, const char *re
         return -EPROTO;
     }
     int is_invite = x->kind == TXN_IST;
+    struct sip_nameaddr na;
+    size_t p = 0;
+    const struct sip_hdr *to = sipmsg_find(x->req, SIP_HDR_TO, NULL, &p);
+    int in_dialog = to && sip_nameaddr_parse(to->value, &na, NULL) == 0 && na.tag.len > 0;
     if (status > 100 && x->to_tag[0] == '\0') {
-        struct sip_nameaddr na;
-        size_t p = 0;
-        const struct sip_hdr *to = sipmsg_find(x->req, SIP_HDR_TO, NULL, &p);
-        if (to && sip_nameaddr_parse(to->value, &na, NULL) == 0 && na.tag.len > 0 && na.tag.len < sizeof(x->to_tag)) {
+        if (in_dialog && na.tag.len < sizeof(x->to_tag)) {
             memcpy(x->to_tag, na.tag.p, na.tag.len);
             x->to_tag[na.tag.len] = '\0';
         } else {
             engine_rand_hex(e, x->to_tag, 12);
         }
     }
-    int creates_dialog = is_invite && status > 100 && status < 300 && x->dialog_id == 0;
+    /* a 101-299 to an INVITE outside a dialog creates one (RFC 3261 12.1.1): early with a 1xx, confirmed by the
+     * 2xx; the transaction keeps its id so that a later response or a CANCEL finds the early dialog */
+    int creates_dialog = is_invite && status > 100 && status < 300 && !in_dialog;
     struct sipbuf b;
     sipbuf_init(&b);
-    int rc = engine_build_response(e, x->req, status, reason, status > 100 ? x->to_tag : NULL, creates_dialog, hdrs,
-                                   nhdrs, body, blen, &b);
+    int rc = engine_build_response(e, x->req, &x->peer, status, reason, status > 100 ? x->to_tag : NULL,
+                                   creates_dialog, hdrs, nhdrs, body, blen, &b);
     uint32_t did = x->dialog_id;
     struct edialog *d = did ? engine_dialog_get(e, did) : NULL;
-    if (rc == 0 && creates_dialog) {
-        /* find the early dialog a previous 1xx made, or make one */
-        size_t p = 0;
-        const struct sip_hdr *fr = sipmsg_find(x->req, SIP_HDR_FROM, NULL, &p), *cid;
-        p = 0;
-        cid = sipmsg_find(x->req, SIP_HDR_CALL_ID, NULL, &p);
-        struct sip_nameaddr fna;
-        if (fr && cid && sip_nameaddr_parse(fr->value, &fna, NULL) == 0)
-            d = engine_dialog_find(e, cid->value, sip_str_c(x->to_tag), fna.tag);
-        if (d == NULL) {
-            struct dialog *dl = NULL;
-            rc = dialog_new_uas(x->req, x->to_tag, &dl);
-            if (rc == 0 && (rc = engine_dialog_add(e, dl, x->transport_id, &x->peer, &d)) < 0)
-                dialog_free(dl);
-            if (rc < 0)
-                engine_set_err(err, errlen, "cannot create the dialog: the INVITE lacks a usable Contact or tags");
-        }
+    if (rc == 0 && creates_dialog && d == NULL) {
+        struct dialog *dl = NULL;
+        rc = dialog_new_uas(x->req, x->to_tag, &dl);
+        if (rc == 0 && (rc = engine_dialog_add(e, dl, x->transport_id, &x->peer, &d)) < 0)
+            dialog_free(dl);
+        if (rc < 0)
+            engine_set_err(err, errlen, "cannot create the dialog: the INVITE lacks a usable Contact or tags");
         if (d)
-            did = d->id;
+            x->dialog_id = did = d->id;
     }
     if (rc == 0) {
         struct txn_out out = {0};
@@ -362,7 +345,7 @@ int engine_respond(struct engine *e, uint32_t txn_id, int status, const char *re
             if (d && is_invite && status >= 300 && d->d->state == DIALOG_EARLY) {
                 engine_dialog_remove(e, d, 0);
                 d = NULL;
-                did = 0;
+                x->dialog_id = did = 0;
             }
             int bye_done = !is_invite && status >= 200 && x->req && sip_str_eqc(x->req->method, "BYE");
             engine_txn_outputs(e, x, &out); /* may free x */
@@ -483,20 +466,11 @@ void engine_free_all(struct engine *e)
     size_t i = 0;
     long s;
     while ((s = strmap_next(&e->txns, &i)) >= 0) {
-        struct etxn *x = e->txns.s[s].val;
-        free(x->key);
-        sipmsg_free(x->req);
-        txn_free(x->t);
-        free(x);
+        engine_etxn_destroy(e->txns.s[s].val);
     }
     i = 0;
     while ((s = strmap_next(&e->dialogs, &i)) >= 0) {
-        struct edialog *d = e->dialogs.s[s].val;
-        free(d->key);
-        free(d->resp2xx);
-        free(d->ack);
-        dialog_free(d->d);
-        free(d);
+        engine_edialog_destroy(e->dialogs.s[s].val);
     }
     i = 0;
     while ((s = strmap_next(&e->transports, &i)) >= 0) {

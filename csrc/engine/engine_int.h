@@ -115,7 +115,12 @@ void engine_on_timer(struct engine *e, const struct timer_entry *te, uint64_t no
 void engine_txn_outputs(struct engine *e, struct etxn *x, const struct txn_out *out);
 struct etxn *engine_txn_get(struct engine *e, uint32_t id);
 struct edialog *engine_dialog_get(struct engine *e, uint32_t id);
+/* Give x a new id and enter it in the id and matching-key tables; 0 or -ENOMEM (then in neither). */
+int engine_txn_insert(struct engine *e, struct etxn *x);
 void engine_txn_remove(struct engine *e, struct etxn *x);
+/* Free a transaction / dialog record and what it owns (not in any table any more). */
+void engine_etxn_destroy(struct etxn *x);
+void engine_edialog_destroy(struct edialog *d);
 void engine_dialog_remove(struct engine *e, struct edialog *d, int notify);
 int engine_dialog_add(struct engine *e, struct dialog *d, uint32_t transport_id, const struct netaddr *peer,
                       struct edialog **out);
@@ -124,10 +129,11 @@ struct edialog *engine_dialog_find(struct engine *e, struct sip_str call_id, str
 /* Build a Via value for transport tp with a new branch into via (vlen bytes). */
 void engine_make_via(struct engine *e, const struct transport *tp, char *via, size_t vlen);
 
-/* Build a response to req into b (RFC 3261 8.2.6); to_tag NULL adds no tag; copy_rr copies Record-Route. */
-int engine_build_response(struct engine *e, const struct sipmsg *req, int status, const char *reason,
-                          const char *to_tag, int copy_rr, const struct engine_hdr *hdrs, size_t nhdrs,
-                          const char *body, size_t blen, struct sipbuf *b);
+/* Build a response to req into b (RFC 3261 8.2.6); to_tag NULL adds no tag; copy_rr copies Record-Route.
+ * dest (where the response goes) fills in the top Via's received and rport (RFC 3581); NULL copies it as is. */
+int engine_build_response(struct engine *e, const struct sipmsg *req, const struct netaddr *dest, int status,
+                          const char *reason, const char *to_tag, int copy_rr, const struct engine_hdr *hdrs,
+                          size_t nhdrs, const char *body, size_t blen, struct sipbuf *b);
 
 /* engine_cmd.c */
 void engine_free_all(struct engine *e);

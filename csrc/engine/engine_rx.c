@@ -71,6 +71,37 @@ static long txn_key(char side, const struct sipmsg *m, const struct sip_via *via
     return (long)need;
 }
 
+void engine_etxn_destroy(struct etxn *x)
+{
+    free(x->key);
+    sipmsg_free(x->req);
+    txn_free(x->t);
+    free(x);
+}
+
+void engine_edialog_destroy(struct edialog *d)
+{
+    free(d->key);
+    free(d->resp2xx);
+    free(d->ack);
+    dialog_free(d->d);
+    free(d);
+}
+
+int engine_txn_insert(struct engine *e, struct etxn *x)
+{
+    unsigned char k[4];
+    x->id = engine_new_id(e);
+    strmap_idkey(x->id, k);
+    if (strmap_put(&e->txns, k, 4, x) < 0)
+        return -ENOMEM;
+    if (strmap_put(&e->txn_by_key, x->key, x->klen, x) < 0) {
+        strmap_del(&e->txns, k, 4);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 void engine_txn_remove(struct engine *e, struct etxn *x)
 {
     unsigned char k[4];
@@ -78,10 +109,7 @@ void engine_txn_remove(struct engine *e, struct etxn *x)
     strmap_del(&e->txns, k, 4);
     if (x->key && strmap_get(&e->txn_by_key, x->key, x->klen) == x)
         strmap_del(&e->txn_by_key, x->key, x->klen);
-    free(x->key);
-    sipmsg_free(x->req);
-    txn_free(x->t);
-    free(x);
+    engine_etxn_destroy(x);
 }
 
 void engine_dialog_remove(struct engine *e, struct edialog *d, int notify)
@@ -99,11 +127,7 @@ void engine_dialog_remove(struct engine *e, struct edialog *d, int notify)
             engine_push_event(e, ev);
         }
     }
-    free(d->key);
-    free(d->resp2xx);
-    free(d->ack);
-    dialog_free(d->d);
-    free(d);
+    engine_edialog_destroy(d);
 }
 
 int engine_dialog_add(struct engine *e, struct dialog *dl, uint32_t transport_id, const struct netaddr *peer,
@@ -166,25 +190,40 @@ static void push_simple(struct engine *e, enum engine_event_kind kind, uint32_t 
     engine_push_event(e, ev);
 }
 
-static void send_or_report(struct engine *e, uint32_t transport_id, const struct netaddr *to, struct sip_str data,
-                           uint32_t txn_id, uint32_t dialog_id)
+/* Send data; a failure becomes a TRANSPORT_ERROR event and is returned (0 or a negative errno). */
+static int send_or_report(struct engine *e, uint32_t transport_id, const struct netaddr *to, struct sip_str data,
+                          uint32_t txn_id, uint32_t dialog_id)
 {
     if (data.len == 0)
-        return;
+        return 0;
     int rc = engine_sendto(e, transport_id, to, data.p, data.len);
     if (rc < 0) {
         char info[160];
         snprintf(info, sizeof(info), "send failed: %s", strerror(-rc));
         push_simple(e, ENGINE_EV_TRANSPORT_ERROR, transport_id, txn_id, dialog_id, to, info);
     }
+    return rc;
+}
+
+/* A BYE that ends without a final response (timeout, transport error) ends its dialog all the same
+ * (RFC 3261 15.1.1). */
+static void end_dialog_of_failed_bye(struct engine *e, const struct etxn *x)
+{
+    if (x->kind != TXN_NICT || x->dialog_id == 0 || x->req == NULL || !sip_str_eqc(x->req->method, "BYE"))
+        return;
+    struct edialog *d = engine_dialog_get(e, x->dialog_id);
+    if (d)
+        engine_dialog_remove(e, d, 1);
 }
 
 void engine_txn_outputs(struct engine *e, struct etxn *x, const struct txn_out *out)
 {
+    int send_failed = 0;
     if (out->send_request) {
         if (x->sends++ > 0)
             e->retransmissions++;
-        send_or_report(e, x->transport_id, &x->peer, txn_request(x->t), x->id, x->dialog_id);
+        /* a client transaction whose request cannot be sent ends at once (RFC 3261 17.1.4) */
+        send_failed = send_or_report(e, x->transport_id, &x->peer, txn_request(x->t), x->id, x->dialog_id) < 0;
     }
     if (out->send_response)
         send_or_report(e, x->transport_id, &x->peer, txn_response(x->t), x->id, x->dialog_id);
@@ -195,7 +234,9 @@ void engine_txn_outputs(struct engine *e, struct etxn *x, const struct txn_out *
         snprintf(info, sizeof(info), "Timer %c", out->timer ? out->timer : '?');
         push_simple(e, ENGINE_EV_TIMEOUT, x->transport_id, x->id, x->dialog_id, &x->peer, info);
     }
-    if (out->terminated) {
+    if (send_failed || out->timeout)
+        end_dialog_of_failed_bye(e, x);
+    if (send_failed || out->terminated) {
         engine_txn_remove(e, x);
         return;
     }
@@ -241,34 +282,71 @@ static const char *default_reason(int status)
     }
 }
 
-int engine_build_response(struct engine *e, const struct sipmsg *req, int status, const char *reason,
-                          const char *to_tag, int copy_rr, const struct engine_hdr *hdrs, size_t nhdrs,
-                          const char *body, size_t blen, struct sipbuf *b)
+/* The top Via value of a response with received= and rport= filled in (RFC 3261 18.2.1, RFC 3581 section 4).
+ * dest is where the response goes: the request's source address (with the Via's port when no rport was asked,
+ * which rport= then does not need).  A Via that does not parse is copied as it is. */
+static void add_top_via(struct sipbuf *b, struct sip_str value, const struct netaddr *dest)
 {
+    struct sip_str rest = value, el;
+    struct sip_via via;
+    if (sip_list_next(&rest, &el) < 0 || sip_via_parse(el, &via, NULL) < 0) {
+        sipbuf_adds(b, value);
+        return;
+    }
+    char host[64];
+    uint16_t port = 0;
+    netaddr_format(dest, host, sizeof(host), &port);
+    /* sent-by, then the parameters in their order, rport given its value and any received dropped */
+    size_t head = via.params.len ? (size_t)(via.params.p - el.p) : el.len;
+    while (head > 0 && (el.p[head - 1] == ';' || el.p[head - 1] == ' ' || el.p[head - 1] == '\t'))
+        head--;
+    sipbuf_add(b, el.p, head);
+    struct sip_str params = via.params, name, val;
+    const char *start = params.p;
+    while (sip_param_next(&params, &name, &val) == 0) {
+        struct sip_str item = {start, (size_t)(params.p - start)};
+        start = params.p;
+        while (item.len && (item.p[item.len - 1] == ';' || item.p[item.len - 1] == ' ' || item.p[item.len - 1] == '\t'))
+            item.len--;
+        while (item.len && (item.p[0] == ' ' || item.p[0] == '\t')) {
+            item.p++;
+            item.len--;
+        }
+        if (sip_str_ieqc(name, "received"))
+            continue;
+        if (sip_str_ieqc(name, "rport")) {
+            sipbuf_addf(b, ";rport=%u", port);
+            continue;
+        }
+        sipbuf_addc(b, ";");
+        sipbuf_adds(b, item);
+    }
+    if (via.has_rport || !sip_str_eqc(via.host, host))
+        sipbuf_addf(b, ";received=%s", host);
+    /* the other Via values of the same header line, unchanged */
+    const char *tail = el.p + el.len, *end = value.p + value.len;
+    sipbuf_add(b, tail, (size_t)(end - tail));
+}
+
+int engine_build_response(struct engine *e, const struct sipmsg *req, const struct netaddr *dest, int status,
+                          const char *reason, const char *to_tag, int copy_rr, const struct engine_hdr *hdrs,
+                          size_t nhdrs, const char *body, size_t blen, struct sipbuf *b)
+{
+    int top_via = 1;
     sipbuf_addf(b, "SIP/2.0 %d %s\r\n", status, reason && *reason ? reason : default_reason(status));
     for (size_t i = 0; i < req->nhdrs; i++) {
         const struct sip_hdr *h = &req->hdrs[i];
+        const char *name = NULL; /* copied as is under its long name (RFC 3261 8.2.6.2) */
         switch (h->id) {
         case SIP_HDR_VIA:
             sipbuf_addc(b, "Via: ");
-            sipbuf_adds(b, h->value);
+            if (top_via && dest)
+                add_top_via(b, h->value, dest);
+            else
+                sipbuf_adds(b, h->value);
+            top_via = 0;
             sipbuf_addc(b, "\r\n");
-            break;
-        case SIP_HDR_FROM:
-            sipbuf_addc(b, "From: ");
-            sipbuf_adds(b, h->value);
-            sipbuf_addc(b, "\r\n");
-            break;
-        case SIP_HDR_CALL_ID:
-            sipbuf_addc(b, "Call-ID: ");
-            sipbuf_adds(b, h->value);
-            sipbuf_addc(b, "\r\n");
-            break;
-        case SIP_HDR_CSEQ:
-            sipbuf_addc(b, "CSeq: ");
-            sipbuf_adds(b, h->value);
-            sipbuf_addc(b, "\r\n");
-            break;
+            continue;
         case SIP_HDR_TO: {
             struct sip_nameaddr na;
             sipbuf_addc(b, "To: ");
@@ -276,17 +354,18 @@ int engine_build_response(struct engine *e, const struct sipmsg *req, int status
             if (to_tag && sip_nameaddr_parse(h->value, &na, NULL) == 0 && na.tag.len == 0)
                 sipbuf_addf(b, ";tag=%s", to_tag);
             sipbuf_addc(b, "\r\n");
-            break;
+            continue;
         }
-        case SIP_HDR_RECORD_ROUTE:
-            if (copy_rr) {
-                sipbuf_addc(b, "Record-Route: ");
-                sipbuf_adds(b, h->value);
-                sipbuf_addc(b, "\r\n");
-            }
-            break;
-        default:
-            break;
+        case SIP_HDR_FROM: name = "From"; break;
+        case SIP_HDR_CALL_ID: name = "Call-ID"; break;
+        case SIP_HDR_CSEQ: name = "CSeq"; break;
+        case SIP_HDR_RECORD_ROUTE: name = copy_rr ? "Record-Route" : NULL; break;
+        default: break;
+        }
+        if (name != NULL) {
+            sipbuf_addf(b, "%s: ", name);
+            sipbuf_adds(b, h->value);
+            sipbuf_addc(b, "\r\n");
         }
     }
     int have_server = 0;
@@ -314,19 +393,21 @@ static void response_dest(const struct sip_via *via, const struct netaddr *src, 
     }
 }
 
-/* Stateless response (no transaction), e.g. 481 to a stray CANCEL. */
+/* Stateless response (no transaction), e.g. 481 to a stray CANCEL; to_tag NULL makes a new one. */
 static void respond_stateless(struct engine *e, struct transport *tp, const struct sipmsg *req,
-                              const struct sip_via *via, const struct netaddr *src, int status)
+                              const struct sip_via *via, const struct netaddr *src, int status, const char *to_tag)
 {
     struct sipbuf b;
     sipbuf_init(&b);
     char tag[13];
-    engine_rand_hex(e, tag, 12);
-    if (engine_build_response(e, req, status, NULL, tag, 0, NULL, 0, NULL, 0, &b) == 0) {
-        struct netaddr dst;
-        response_dest(via, src, &dst);
-        send_or_report(e, tp->id, &dst, (struct sip_str){b.p, b.len}, 0, 0);
+    if (to_tag == NULL) {
+        engine_rand_hex(e, tag, 12);
+        to_tag = tag;
     }
+    struct netaddr dst;
+    response_dest(via, src, &dst);
+    if (engine_build_response(e, req, &dst, status, NULL, to_tag, 0, NULL, 0, NULL, 0, &b) == 0)
+        send_or_report(e, tp->id, &dst, (struct sip_str){b.p, b.len}, 0, 0);
     sipbuf_free(&b);
 }
 
@@ -379,18 +460,19 @@ static void on_cancel(struct engine *e, struct transport *tp, struct sipmsg *msg
     long kl = txn_key('S', msg, via, sip_str_c("INVITE"), key, sizeof(key));
     struct etxn *inv = kl > 0 ? strmap_get(&e->txn_by_key, key, (size_t)kl) : NULL;
     if (inv == NULL || inv->kind != TXN_IST) {
-        respond_stateless(e, tp, msg, via, src, 481);
+        respond_stateless(e, tp, msg, via, src, 481, NULL);
         sipmsg_free(msg);
         return;
     }
-    /* 200 to the CANCEL (stateless: a retransmitted CANCEL gets the same answer) */
-    respond_stateless(e, tp, msg, via, src, 200);
+    /* 200 to the CANCEL (stateless: a retransmitted CANCEL gets the same answer), with the To tag of the
+     * INVITE's responses (RFC 3261 9.2) */
+    if (inv->to_tag[0] == '\0')
+        engine_rand_hex(e, inv->to_tag, 12);
+    respond_stateless(e, tp, msg, via, src, 200, inv->to_tag);
     if (txn_last_status(inv->t) < 200) {
         struct sipbuf b;
         sipbuf_init(&b);
-        if (inv->to_tag[0] == '\0')
-            engine_rand_hex(e, inv->to_tag, 12);
-        if (engine_build_response(e, inv->req, 487, NULL, inv->to_tag, 0, NULL, 0, NULL, 0, &b) == 0) {
+        if (engine_build_response(e, inv->req, &inv->peer, 487, NULL, inv->to_tag, 0, NULL, 0, NULL, 0, &b) == 0) {
             struct txn_out out = {0};
             uint32_t id = inv->id, tid = tp->id, did = inv->dialog_id;
             if (txn_server_respond(inv->t, 487, b.p, b.len, engine_now_ms(), &out) == 0) {
@@ -453,7 +535,7 @@ static void on_request(struct engine *e, struct transport *tp, struct sipmsg *ms
     struct sip_cseq cq;
     if (sip_cseq_parse(hdr_value(msg, SIP_HDR_CSEQ), &cq, NULL) < 0 || hdr_value(msg, SIP_HDR_CALL_ID).len == 0 ||
         hdr_value(msg, SIP_HDR_FROM).len == 0 || hdr_value(msg, SIP_HDR_TO).len == 0) {
-        respond_stateless(e, tp, msg, &via, src, 400);
+        respond_stateless(e, tp, msg, &via, src, 400, NULL);
         e->parse_errors++;
         push_simple(e, ENGINE_EV_PARSE_ERROR, tp->id, 0, 0, src,
                     "request without a valid CSeq, Call-ID, From or To: answered 400");
@@ -489,12 +571,12 @@ static void on_request(struct engine *e, struct transport *tp, struct sipmsg *ms
     if (to_tag.len) {
         d = engine_dialog_find(e, hdr_value(msg, SIP_HDR_CALL_ID), to_tag, tag_of(msg, SIP_HDR_FROM));
         if (d == NULL) {
-            respond_stateless(e, tp, msg, &via, src, 481);
+            respond_stateless(e, tp, msg, &via, src, 481, NULL);
             sipmsg_free(msg);
             return;
         }
         if (d->d->remote_cseq && cq.num <= d->d->remote_cseq) {
-            respond_stateless(e, tp, msg, &via, src, 500);
+            respond_stateless(e, tp, msg, &via, src, 500, NULL);
             sipmsg_free(msg);
             return;
         }
@@ -511,29 +593,18 @@ static void on_request(struct engine *e, struct transport *tp, struct sipmsg *ms
     x->kind = is_invite ? TXN_IST : TXN_NIST;
     x->t = txn_server_new(x->kind, &e->tcfg, now);
     x->key = malloc((size_t)kl);
+    x->req = msg;
     if (x->t == NULL || x->key == NULL) {
-        txn_free(x->t);
-        free(x->key);
-        free(x);
-        sipmsg_free(msg);
+        engine_etxn_destroy(x);
         return;
     }
     memcpy(x->key, key, (size_t)kl);
     x->klen = (size_t)kl;
     x->transport_id = tp->id;
     response_dest(&via, src, &x->peer);
-    x->req = msg;
     x->dialog_id = d ? d->id : 0;
-    x->id = engine_new_id(e);
-    unsigned char k[4];
-    strmap_idkey(x->id, k);
-    if (strmap_put(&e->txns, k, 4, x) < 0 || strmap_put(&e->txn_by_key, x->key, x->klen, x) < 0) {
-        strmap_del(&e->txns, k, 4);
-        x->req = NULL;
-        free(x->key);
-        txn_free(x->t);
-        free(x);
-        sipmsg_free(msg);
+    if (engine_txn_insert(e, x) < 0) {
+        engine_etxn_destroy(x);
         return;
     }
     struct sipmsg *copy = reparse(msg);
@@ -542,7 +613,7 @@ static void on_request(struct engine *e, struct transport *tp, struct sipmsg *ms
         /* 100 Trying at once (RFC 3261 17.2.1): the user may take longer than 200 ms */
         struct sipbuf b;
         sipbuf_init(&b);
-        if (engine_build_response(e, msg, 100, NULL, NULL, 0, NULL, 0, NULL, 0, &b) == 0) {
+        if (engine_build_response(e, msg, &x->peer, 100, NULL, NULL, 0, NULL, 0, NULL, 0, &b) == 0) {
             struct txn_out out = {0};
             if (txn_server_respond(x->t, 100, b.p, b.len, now, &out) == 0)
                 engine_txn_outputs(e, x, &out);
