@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from pysiptest.sut import parse_target
 
@@ -26,6 +26,17 @@ def _seconds(value: str) -> float:
     if not 0 <= v <= 3600:
         raise argparse.ArgumentTypeError("seconds must be between 0 and 3600")
     return v
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _wait_for_signal() -> threading.Event:
@@ -56,10 +67,10 @@ def cmd_phone(args: argparse.Namespace) -> int:
     try:
         proxy = args.register
         phone = Phone(args.user, device, engine=engine, host=host, port=port, proxy=proxy)
-        print(f"phone {phone.user} ({device.model}) listening on {host}:{phone.port}", flush=True)
+        print(f"phone {phone.user} ({device.model}) listening on {_hostport(host, phone.port)}", flush=True)
         if proxy is not None:
             phone.register()
-            print(f"registered {phone.aor} at {proxy[0]}:{proxy[1]}", flush=True)
+            print(f"registered {phone.aor} at {_hostport(*proxy)}", flush=True)
         while not stop.is_set():
             try:
                 ev = phone.expect(Event, timeout=0.2)
@@ -84,7 +95,7 @@ def cmd_pbx(args: argparse.Namespace) -> int:
     stop = _wait_for_signal()
     try:
         pbx = ReferencePBX(engine, host, port)
-        print(f"reference PBX listening on {host}:{pbx.port} (domain {pbx.domain})", flush=True)
+        print(f"reference PBX listening on {_hostport(host, pbx.port)} (domain {pbx.domain})", flush=True)
         while not stop.wait(0.5):
             pass
     finally:
@@ -104,8 +115,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the pysiptest command."""
-    p = argparse.ArgumentParser(prog="pysiptest", description="SIP test framework: emulated phones and a reference PBX")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="pysiptest", description="SIP test framework: emulated phones and a reference PBX")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     ph = sub.add_parser("phone", help="run one emulated phone that answers calls")
     ph.add_argument("--listen", type=_listen, required=True, help="HOST:PORT to listen on (UDP)")
     ph.add_argument("--device", default=None, help="device model, e.g. Squirrel350")

@@ -1,7 +1,6 @@
 """Phone: an emulated SIP user agent with an identity, a device profile and calls."""
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
 import threading
@@ -9,6 +8,9 @@ import time
 from typing import Any, Optional, Union
 
 from pysiptest import sdp
+from pysiptest._uri import hostport as _hostport
+from pysiptest._uri import uri_host as _uri_host
+from pysiptest._uri import uri_user as _uri_user
 from pysiptest.call import Call
 from pysiptest.device import Device
 from pysiptest.engine import Engine, default_engine
@@ -32,31 +34,6 @@ log = logging.getLogger("pysiptest.phone")
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, NOTIFY, UPDATE"
 EventTypes = Union[type[Event], tuple[type[Event], ...]]
-
-
-def _hostport(host: str, port: int) -> str:
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            return f"[{host}]:{port}"
-    except ValueError:
-        pass
-    return f"{host}:{port}"
-
-
-def _uri_host(host: str) -> str:
-    """host as it is written in a SIP URI: an IPv6 literal goes in brackets (RFC 3261 section 25.1)."""
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            return f"[{host}]"
-    except ValueError:
-        pass
-    return host
-
-
-def _uri_user(uri: str) -> str:
-    """The user part of a sip: URI ("" when there is none)."""
-    rest = uri.split(":", 1)[1] if ":" in uri else uri
-    return rest.split("@", 1)[0] if "@" in rest else ""
 
 
 class Phone:
@@ -194,7 +171,11 @@ class Phone:
         with self._lock:
             txn = self.engine.core.request(self.transport_id, host, port, "REGISTER", f"sip:{self.domain}", headers)
             self._track(txn, "register", exp)
-        ev = self.expect((Registered, RegistrationFailed), timeout=timeout)
+        try:
+            ev = self.expect((Registered, RegistrationFailed), timeout=timeout)
+        except ExpectationError:
+            raise AssertionError(f"{self.name} could not register: no answer to REGISTER from "
+                                 f"{_hostport(host, port)} within {timeout:g} s") from None
         if isinstance(ev, RegistrationFailed):
             raise AssertionError(f"{self.name} could not register: {ev.status} {ev.reason}")
         return ev

@@ -15,20 +15,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
+from pysiptest._uri import hostport as _hostport
+from pysiptest._uri import uri_host
+from pysiptest._uri import uri_user as _user_of
 from pysiptest.engine import Engine
 from pysiptest.events import CoreEvent
 from pysiptest.pbx.registrar import Registrar
 
 log = logging.getLogger("pysiptest.pbx")
-
-
-def _user_of(uri: str) -> str:
-    rest = uri.split(":", 1)[1] if ":" in uri else uri
-    return rest.split("@", 1)[0].split(";", 1)[0] if "@" in rest else ""
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass
@@ -54,7 +48,7 @@ class ReferencePBX:
         self.host = host
         self.registrar = Registrar()
         self.transport_id, self.port = engine.listen_udp(host, port, self)
-        self.domain = domain or host
+        self.domain = uri_host(domain or host)
         self.calls: list[Bridge] = []
         self._by_a_txn: dict[int, Bridge] = {}
         self._by_b_txn: dict[int, Bridge] = {}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from pysiptest._uri import uri_host
 from pysiptest.engine import Engine
 from pysiptest.pbx import ReferencePBX
 from pysiptest.sut.base import SystemUnderTest
@@ -16,7 +17,7 @@ class ReferencePbxSut(SystemUnderTest):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port
-        self.domain = host
+        self.domain = uri_host(host)
         self.engine: Optional[Engine] = None
         self.pbx: Optional[ReferencePBX] = None
 
@@ -44,7 +45,7 @@ class ExternalSut(SystemUnderTest):
     def __init__(self, host: str, port: int, domain: Optional[str] = None) -> None:
         self.host = host
         self.port = port
-        self.domain = domain or host
+        self.domain = uri_host(domain or host)
 
     def start(self) -> None:
         """Nothing to start."""
