@@ -23,6 +23,8 @@ static int pysip_exec(PyObject *module)
         return -1;
     if (pysip_media_add_types(module, st) < 0)
         return -1;
+    if (pysip_auth_add_functions(module, st) < 0)
+        return -1;
     return 0;
 }
 

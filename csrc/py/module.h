@@ -34,6 +34,8 @@ PyObject *pysip_raise_parse_error(struct pysip_state *st, size_t offset, const c
 int pysip_message_add_types(PyObject *module, struct pysip_state *st);
 int pysip_engine_add_types(PyObject *module, struct pysip_state *st);
 int pysip_media_add_types(PyObject *module, struct pysip_state *st);
+/* Digest authentication functions (py_auth.c). */
+int pysip_auth_add_functions(PyObject *module, struct pysip_state *st);
 
 /* Wrap a parsed message in a new _core.Message; takes ownership of m (frees it on failure). */
 PyObject *pysip_message_wrap(struct pysip_state *st, struct sipmsg *m);

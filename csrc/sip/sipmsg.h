@@ -97,6 +97,14 @@ int sipmsg_parse(const char *data, size_t len, const struct sipmsg_limits *lim, 
                  struct sip_error *err);
 void sipmsg_free(struct sipmsg *m);
 
+/* Stream framing (TCP/TLS, RFC 3261 18.3): find where the first message in data ends.
+ * Leading CRLFs (keep-alives, RFC 5626) are skipped and counted in *skip; the message then starts at
+ * data + *skip and is *msg_len bytes long (headers, blank line and Content-Length body bytes).
+ * Returns 0 when a whole message is present, -ENODATA when more bytes are needed (only CRLFs, or no
+ * blank line yet, or the body is short), -EBADMSG when the stream cannot be framed (no or a bad
+ * Content-Length in the headers: the connection must be closed), -E2BIG past max_size (0 = 65535). */
+int sipmsg_frame(const char *data, size_t len, size_t max_size, size_t *skip, size_t *msg_len, struct sip_error *err);
+
 /* First header with this id (or, for SIP_HDR_OTHER, this name compared case-insensitively; a well-known name
  * such as "Via" or "v" given this way matches both of its forms), starting the search at index *pos (updated
  * to one past the found header; pos may be NULL). Returns NULL when none is left.
