@@ -1,0 +1,251 @@
+"""Highest call rate with no failed call and no retransmission, per transport, SIPp and pysiptest side by side.
+
+Call flow: INVITE, 100, 180, 200, ACK, BYE, 200 with zero pause.  Pairs (caller -> answerer):
+
+    sipp-sipp     SIPp -sn uac  -> SIPp -sn uas
+    sipp-pysip    SIPp -sn uac  -> pysiptest phone --fast
+    pysip-pysip   pysiptest load -> pysiptest phone --fast
+
+Every side is its own process on free loopback ports, stopped by PID.  The rate rises in steps (each step a
+fixed length of calls) until the first step with a failed call or a retransmission, under an overall time
+cap.  CPU seconds per 1,000 calls: the answering side from /proc/PID/stat (utime+stime) before and after
+the best step; the calling side from wait4() rusage of its process (whole process, start-up included; for
+pysiptest load the in-process figure of the run alone is shown in brackets).  TLS is pysiptest only (Debian's
+SIPp has no TLS).
+
+    .venv/bin/python bench/bench_callrate.py [--cap SECONDS] [--transports udp,tcp,tls] [--step-seconds S]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pysiptest.sut._proc import ManagedProcess, free_port, wait_until  # noqa: E402
+
+PY = sys.executable
+RATES = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000, 7000, 8000, 10000, 12000, 15000]
+TICK = os.sysconf("SC_CLK_TCK")
+HOST = "127.0.0.1"
+
+
+def proc_cpu(pid: int) -> float:
+    """utime+stime of a live process in seconds (fields 14 and 15 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        rest = fh.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / TICK
+
+
+def run_child(argv: list[str], log: Path, timeout: float) -> tuple[int, float]:
+    """Run a caller to its end; (exit status, CPU seconds from wait4)."""
+    with open(log, "wb") as fh:
+        p = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=log.parent,
+                             start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid == p.pid:
+                p.returncode = os.waitstatus_to_exitcode(status)
+                return p.returncode, ru.ru_utime + ru.ru_stime
+            if time.monotonic() > deadline:
+                p.kill()  # this PID only
+                pid, status, ru = os.wait4(p.pid, 0)
+                p.returncode = -9
+                return -9, ru.ru_utime + ru.ru_stime
+            time.sleep(0.02)
+
+
+@dataclass
+class Step:
+    rate: int
+    calls: int
+    ok: bool
+    why: str
+    caller_cpu: float
+    caller_run_cpu: Optional[float]
+    callee_cpu: float
+    achieved: float
+
+
+class Answerer:
+    """The answering side, one process for a whole rate search."""
+
+    def __init__(self, kind: str, transport: str, work: Path) -> None:
+        self.port = free_port(HOST, udp=transport == "udp", tcp=transport != "udp")
+        log = work / f"answer-{kind}-{transport}.log"
+        if kind == "sipp":
+            argv = ["sipp", "-sn", "uas", "-i", HOST, "-p", str(self.port), "-nostdin", "-t",
+                    "u1" if transport == "udp" else "t1", "-max_socket", "4096"]
+        else:
+            argv = [PY, "-m", "pysiptest", "phone", "--fast", "--listen", f"{HOST}:{self.port}",
+                    "--transport", transport]
+            if transport == "tls":
+                argv += ["--cert", str(work / "cert.pem"), "--key", str(work / "key.pem"), "--no-verify"]
+        self.proc = ManagedProcess(argv, log, cwd=work)
+        if kind == "sipp":
+            time.sleep(0.5)
+        else:
+            wait_until(lambda: "listening" in log.read_text(errors="replace"), 15)
+
+    def cpu(self) -> float:
+        return proc_cpu(self.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def sipp_caller(transport: str, port: int, rate: int, calls: int, work: Path) -> tuple[bool, str, float, float]:
+    stat = work / f"uac-{transport}-{rate}.csv"
+    argv = ["sipp", "-sn", "uac", "-i", HOST, "-p", str(free_port(HOST, udp=transport == "udp", tcp=True)),
+            "-m", str(calls), "-r", str(rate), "-nostdin", "-t", "u1" if transport == "udp" else "t1",
+            "-timeout", "60s", "-timeout_error", "-trace_stat", "-stf", str(stat), "-max_socket", "4096",
+            f"{HOST}:{port}"]
+    t0 = time.monotonic()
+    rc, cpu = run_child(argv, work / f"uac-{transport}-{rate}.log", 90)
+    dt = time.monotonic() - t0
+    try:
+        row = list(csv.DictReader(open(stat, newline=""), delimiter=";"))[-1]
+        ok_calls, failed = int(row["SuccessfulCall(C)"]), int(row["FailedCall(C)"])
+        rtx = int(row["Retransmissions(C)"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return False, f"no statistics (exit {rc})", cpu, 0.0
+    why = "" if rc == 0 and failed == 0 and rtx == 0 and ok_calls == calls else \
+        f"exit {rc}, {failed} failed, {rtx} retransmissions"
+    return why == "", why, cpu, calls / dt
+
+
+def pysip_caller(transport: str, port: int, rate: int, calls: int, work: Path) -> tuple[bool, str, float, float,
+                                                                                    float]:
+    out = work / f"load-{transport}-{rate}.json"
+    argv = [PY, "-m", "pysiptest", "load", "--target", f"{HOST}:{port}", "--rate", str(rate), "--calls",
+            str(calls), "--transport", transport, "--json", str(out), "--quiet"]
+    if transport == "tls":
+        argv = [PY, str(Path(__file__).resolve()), "--tls-load", f"{port},{rate},{calls},{out},{work}"]
+    rc, cpu = run_child(argv, work / f"load-{transport}-{rate}.log", 90)
+    try:
+        d = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return False, f"no result (exit {rc})", cpu, 0.0, 0.0
+    ok = d["completed"] == calls and d["failed"] == 0 and d["retransmissions"] == 0
+    why = "" if ok else f"{d['failed']} failed {d['failures']}, {d['retransmissions']} retransmissions"
+    return ok, why, cpu, d["call_rate"], d["cpu_s"]
+
+
+def tls_load(spec: str) -> int:
+    """Child mode for TLS: a load run with a TlsConfig (the CLI has no TLS options for load)."""
+    from pysiptest.engine import Engine
+    from pysiptest.load import run_load
+    from pysiptest.transport import TlsConfig
+
+    port, rate, calls, out, work = spec.split(",")
+    with Engine() as eng:
+        tid, _ = eng.listen_tls(HOST, 0, _Null(), TlsConfig(cert=f"{work}/cert.pem", key=f"{work}/key.pem",
+                                                             verify=False))
+        res = run_load(eng, tid, (HOST, int(port)), float(rate), int(calls))
+    Path(out).write_text(res.to_json())
+    return 0
+
+
+class _Null:
+    def _on_core_event(self, ev: object) -> None:
+        pass
+
+
+def search(pair: str, transport: str, work: Path, deadline: float, step_s: float) -> list[Step]:
+    caller, callee = pair.split("-")
+    ans = Answerer("sipp" if callee == "sipp" else "pysip", transport, work)
+    steps: list[Step] = []
+    try:
+        for rate in RATES:
+            if time.monotonic() > deadline:
+                break
+            calls = max(500, int(rate * step_s))
+            c0 = ans.cpu()
+            run_cpu = None
+            if caller == "sipp":
+                ok, why, cpu, achieved = sipp_caller(transport, ans.port, rate, calls, work)
+            else:
+                ok, why, cpu, achieved, run_cpu = pysip_caller(transport, ans.port, rate, calls, work)
+            time.sleep(0.3)  # let the answerer finish its last BYE
+            steps.append(Step(rate, calls, ok, why, cpu, run_cpu, ans.cpu() - c0, achieved))
+            print(f"  {pair:12} {transport}: {rate:6} cps x {calls:6} calls: "
+                  f"{'ok' if ok else 'FAIL ' + why}  (achieved {achieved:.0f}/s)", flush=True)
+            if not ok:
+                break
+            time.sleep(0.5)
+    finally:
+        ans.stop()
+    return steps
+
+
+def make_cert(work: Path) -> None:
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(work / "key.pem"),
+                    "-out", str(work / "cert.pem"), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cap", type=float, default=300.0, help="overall time cap in seconds (default 300)")
+    ap.add_argument("--transports", default="udp,tcp,tls")
+    ap.add_argument("--step-seconds", type=float, default=2.0, help="length of one rate step (default 2 s)")
+    ap.add_argument("--tls-load", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.tls_load:
+        return tls_load(args.tls_load)
+    if shutil.which("sipp") is None:
+        print("sipp is not installed: only pysiptest pairs will run", file=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix="bench-callrate-"))
+    make_cert(work)
+    print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs; logs in {work}", flush=True)
+    plan = []
+    for t in args.transports.split(","):
+        pairs = ["pysip-pysip"] if t == "tls" or shutil.which("sipp") is None else \
+            ["sipp-sipp", "sipp-pysip", "pysip-pysip"]
+        plan += [(p, t) for p in pairs]
+    t_end = time.monotonic() + args.cap
+    results: dict[tuple[str, str], list[Step]] = {}
+    for i, (pair, t) in enumerate(plan):
+        share = (t_end - time.monotonic()) / (len(plan) - i)
+        results[(pair, t)] = search(pair, t, work, time.monotonic() + max(share, 5.0), args.step_seconds)
+    print()
+    print(f"{'transport':9} {'caller -> answerer':28} {'max cps':>8} {'at':>8} {'caller CPU s/1k':>18} "
+          f"{'answerer CPU s/1k':>18}")
+    names = {"sipp-sipp": "SIPp uac -> SIPp uas", "sipp-pysip": "SIPp uac -> pysiptest phone",
+             "pysip-pysip": "pysiptest load -> phone"}
+    best: dict[tuple[str, str], Optional[Step]] = {}
+    for (pair, t), steps in results.items():
+        good = [s for s in steps if s.ok]
+        b = good[-1] if good else None
+        best[(pair, t)] = b
+        if b is None:
+            print(f"{t:9} {names[pair]:28} {'none':>8}  ({steps[0].why if steps else 'not run'})")
+            continue
+        ccpu = f"{b.caller_cpu / b.calls * 1000:.3f}"
+        if b.caller_run_cpu is not None:
+            ccpu += f" [{b.caller_run_cpu / b.calls * 1000:.3f}]"
+        capped = "" if len(good) < len(steps) else "+"  # + = no failure found below the cap
+        print(f"{t:9} {names[pair]:28} {b.rate:>7}{capped:1} {b.achieved:>7.0f}/s {ccpu:>18} "
+              f"{b.callee_cpu / b.calls * 1000:>18.3f}")
+    for t in ("udp", "tcp"):
+        s, p = best.get(("sipp-sipp", t)), best.get(("pysip-pysip", t))
+        if s and p:
+            print(f"{t}: pysiptest/pysiptest = {p.rate / s.rate:.2f} x SIPp/SIPp")
+    print("('+' = the highest step passed: the real limit is higher; [] = CPU of the load run alone)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
