@@ -28,20 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rtp/gen.h"
-#include "rtp/rtp_packet.h"
-#include "rtp/rtp_stats.h"
-#include "rtp/timerwheel.h"
+#include "rtp/media_int.h"
 
-#define MEDIA_RX_BATCH 16
-#define MEDIA_RX_BUF 2048          /* larger datagrams are not RTP we can use: counted invalid */
-#define MEDIA_RX_MAX_BATCHES 64    /* per readiness: a flooded socket cannot starve the others (level-triggered) */
-#define MEDIA_MAX_LATE_MS 100      /* behind schedule by more than this: skip packets instead of bursting */
 #define MEDIA_EVENTS 64
 #define MEDIA_BUCKETS_MIN 64
 #define MEDIA_EVEN_PORT_TRIES 32
-#define MEDIA_SAMPLES_PER_MS (RTP_GEN_RATE / 1000)
-#define MEDIA_TX_BUF (RTP_HEADER_LEN + MEDIA_PTIME_MAX * MEDIA_SAMPLES_PER_MS)
 #define MEDIA_MAX_WAIT_NS 1000000000u /* wake at least once a second */
 
 /* epoll_pwait2 (glibc 2.35, Linux 5.11) takes a nanosecond timeout, so that packets leave on the
@@ -51,89 +42,6 @@
 #else
 #define MEDIA_HAVE_EPOLL_PWAIT2 0
 #endif
-
-struct media_stream {
-    uint32_t id;
-    int fd;
-    int family;                 /* AF_INET or AF_INET6: the bound socket's */
-    struct media_stream *hnext; /* hash chain of media->buckets */
-    struct twheel_timer timer;  /* next packet of a silence/tone source */
-
-    /* Sending: media thread only. */
-    int sending;
-    enum media_source source;
-    uint8_t payload_type;
-    uint32_t ptime_ms;
-    uint32_t samples; /* per packet */
-    struct sockaddr_storage remote;
-    socklen_t remote_len; /* 0: echo to each packet's source */
-    struct rtp_gen gen;
-    uint64_t send_start_ms; /* packet k is due at send_start_ms + k * ptime_ms: no drift */
-    uint64_t send_k;
-    uint32_t ssrc;
-    uint16_t seq;
-    uint32_t ts;
-    int marker_next;
-    int sent_any;
-    uint64_t last_send_ms;
-    int echo_have_offset;
-    uint32_t echo_ts_offset; /* own timestamp = received timestamp + offset */
-
-    /* Receiving: media thread only. */
-    struct rtp_seq rx_seq;
-    struct rtp_jitter rx_jitter;
-    int rx_have_ssrc;
-    uint64_t rx_last_ns;
-
-    /* Guarded by media->table_lock: written by the media thread, read by media_stream_stats. */
-    struct media_stats stats;
-};
-
-enum media_cmd_op { MEDIA_CMD_OPEN, MEDIA_CMD_START, MEDIA_CMD_STOP, MEDIA_CMD_CLOSE };
-
-struct media_cmd {
-    enum media_cmd_op op;
-    uint32_t id;                  /* START/STOP/CLOSE: the stream; OPEN: set by the media thread */
-    struct media_stream *stream;  /* OPEN: handed to the media thread, which takes it on success */
-    struct media_stream_cfg cfg;  /* START: validated by the caller */
-    struct sockaddr_storage remote;
-    socklen_t remote_len;         /* START: 0 when echoing to the source */
-    char *err;                    /* caller's buffer for a reason, may be NULL */
-    size_t errlen;
-    int result;                   /* set by the media thread before done */
-    int done;                     /* guarded by cmd_lock */
-    struct media_cmd *next;       /* guarded by cmd_lock */
-};
-
-struct media {
-    pthread_t thread;
-    int epfd;
-    int evfd; /* eventfd: commands are queued */
-
-    /* cmd_lock guards cmd_head, cmd_tail, stopping, and `done`/`next` of queued commands.
-     * cmd_cond is broadcast when commands are done. */
-    pthread_mutex_t cmd_lock;
-    pthread_cond_t cmd_cond;
-    struct media_cmd *cmd_head, *cmd_tail;
-    int stopping;
-
-    /* table_lock guards buckets, nbuckets, count, closed, next_id and every stream's stats. */
-    pthread_mutex_t table_lock;
-    struct media_stream **buckets;
-    size_t nbuckets; /* a power of two */
-    size_t count;
-    int closed;
-    uint32_t next_id;
-
-    /* Media thread only. */
-    int no_pwait2; /* the kernel lacks epoll_pwait2 */
-    struct twheel wheel;
-    struct mmsghdr rx_msgs[MEDIA_RX_BATCH];
-    struct iovec rx_iov[MEDIA_RX_BATCH];
-    struct sockaddr_storage rx_addr[MEDIA_RX_BATCH];
-    uint8_t rx_buf[MEDIA_RX_BATCH][MEDIA_RX_BUF];
-    uint8_t tx_buf[MEDIA_TX_BUF];
-};
 
 /* Write a reason into the caller's buffer (may be NULL); e != 0 appends strerror(e). */
 __attribute__((format(printf, 4, 5))) static void set_err(char *err, size_t errlen, int e, const char *fmt, ...)
@@ -149,18 +57,6 @@ __attribute__((format(printf, 4, 5))) static void set_err(char *err, size_t errl
         snprintf(err, errlen, "%s: %s", what, strerror(e));
     else
         snprintf(err, errlen, "%s", what);
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mono_ms(void)
-{
-    return mono_ns() / 1000000u;
 }
 
 /* Fill buf with n random bytes from the kernel's CSPRNG. 0 or -errno. */
@@ -284,177 +180,52 @@ static void table_unlink(struct media *m, struct media_stream *s)
     }
 }
 
-/* ---- sending (media thread) ---- */
-
-static void stream_sent(struct media *m, struct media_stream *s, ssize_t r, size_t payload_len)
-{
-    pthread_mutex_lock(&m->table_lock);
-    if (r >= 0) {
-        s->stats.tx_packets++;
-        s->stats.tx_bytes += payload_len;
-    } else {
-        s->stats.tx_errors++;
-    }
-    pthread_mutex_unlock(&m->table_lock);
-}
-
-static ssize_t send_to(int fd, const uint8_t *buf, size_t len, const struct sockaddr_storage *to, socklen_t tolen)
-{
-    ssize_t r;
-    do {
-        r = sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)to, tolen);
-    } while (r < 0 && errno == EINTR);
-    return r;
-}
-
-/* The timer of a silence/tone stream fired at `now`: send packet send_k, re-arm for the next. */
-static void stream_send_due(struct media *m, struct media_stream *s, uint64_t now)
-{
-    if (!s->sending || (s->source != MEDIA_SRC_SILENCE && s->source != MEDIA_SRC_TONE))
-        return;
-    uint64_t due = s->send_start_ms + s->send_k * s->ptime_ms;
-    if (now > due && now - due > MEDIA_MAX_LATE_MS) {
-        /* The thread was held up: skip the packets that are hopelessly late, keeping the clock. */
-        uint64_t missed = (now - due) / s->ptime_ms;
-        s->send_k += missed;
-        s->ts += (uint32_t)(missed * s->samples);
-        rtp_gen_skip(&s->gen, missed * s->samples);
-    }
-    uint8_t *buf = m->tx_buf;
-    size_t hl = rtp_packet_write_header(buf, sizeof m->tx_buf, s->marker_next, s->payload_type, s->seq, s->ts, s->ssrc);
-    rtp_gen_fill(&s->gen, buf + hl, s->samples);
-    ssize_t r = send_to(s->fd, buf, hl + s->samples, &s->remote, s->remote_len);
-    s->marker_next = 0;
-    s->seq++;
-    s->ts += s->samples;
-    s->send_k++;
-    s->sent_any = 1;
-    s->last_send_ms = now;
-    stream_sent(m, s, r, s->samples);
-    twheel_add(&m->wheel, &s->timer, s->send_start_ms + s->send_k * s->ptime_ms);
-}
-
-/* Echo one received packet's payload with the stream's own header. */
-static void stream_echo(struct media *m, struct media_stream *s, const struct rtp_header *h, const uint8_t *pkt,
-                        const struct sockaddr_storage *from, socklen_t fromlen)
-{
-    if (h->payload_len > sizeof m->tx_buf - RTP_HEADER_LEN)
-        return;
-    if (!s->echo_have_offset) {
-        s->echo_ts_offset = s->ts - h->timestamp;
-        s->echo_have_offset = 1;
-    }
-    uint32_t ts = h->timestamp + s->echo_ts_offset;
-    size_t hl = rtp_packet_write_header(m->tx_buf, sizeof m->tx_buf, s->marker_next, s->payload_type, s->seq, ts,
-                                        s->ssrc);
-    memcpy(m->tx_buf + hl, pkt + h->payload_offset, h->payload_len);
-    const struct sockaddr_storage *to = s->remote_len ? &s->remote : from;
-    socklen_t tolen = s->remote_len ? s->remote_len : fromlen;
-    ssize_t r = send_to(s->fd, m->tx_buf, hl + h->payload_len, to, tolen);
-    s->marker_next = 0;
-    s->seq++;
-    s->ts = ts;
-    s->sent_any = 1;
-    s->last_send_ms = mono_ms();
-    stream_sent(m, s, r, h->payload_len);
-}
-
-/* ---- receiving (media thread) ---- */
-
-/* Account one datagram; table_lock held. Returns 1 when it is valid RTP (h filled). */
-static int stream_account(struct media_stream *s, const uint8_t *pkt, size_t len, int truncated, uint64_t now_ns,
-                          struct rtp_header *h)
-{
-    struct media_stats *st = &s->stats;
-    if (truncated || rtp_packet_parse(pkt, len, h) != 0) {
-        st->rx_invalid++;
-        return 0;
-    }
-    if (s->rx_have_ssrc && h->ssrc != st->rx_ssrc) {
-        /* a new source: restart sequence tracking and jitter, keep the counts so far */
-        uint64_t lost = rtp_seq_lost(&s->rx_seq), late = s->rx_seq.late, dups = s->rx_seq.duplicates;
-        rtp_seq_init(&s->rx_seq);
-        s->rx_seq.lost_prior = lost;
-        s->rx_seq.late = late;
-        s->rx_seq.duplicates = dups;
-        rtp_jitter_init(&s->rx_jitter);
-    }
-    s->rx_have_ssrc = 1;
-    st->rx_ssrc = h->ssrc;
-    st->rx_payload_type = h->payload_type;
-    /* rx_packets counts every valid RTP packet, duplicates included */
-    st->rx_packets++;
-    st->rx_bytes += h->payload_len;
-    enum rtp_seq_result sr = rtp_seq_update(&s->rx_seq, h->seq);
-    st->rx_lost = rtp_seq_lost(&s->rx_seq);
-    st->rx_out_of_order = s->rx_seq.late;
-    st->rx_duplicates = s->rx_seq.duplicates;
-    if (sr != RTP_SEQ_JUMP) {
-        /* arrival in timestamp units (8000 Hz: this engine's codecs are G.711) */
-        rtp_jitter_update(&s->rx_jitter, (double)now_ns * (RTP_GEN_RATE / 1e9), h->timestamp);
-        st->jitter_ms = s->rx_jitter.jitter * 1000.0 / RTP_GEN_RATE;
-    }
-    uint64_t now_ms = now_ns / 1000000u;
-    if (st->first_rx_ms == 0)
-        st->first_rx_ms = now_ms ? now_ms : 1;
-    else if (now_ns > s->rx_last_ns) {
-        double gap = (double)(now_ns - s->rx_last_ns) / 1e6;
-        if (gap > st->max_gap_ms)
-            st->max_gap_ms = gap;
-    }
-    st->last_rx_ms = now_ms ? now_ms : 1;
-    s->rx_last_ns = now_ns;
-    return 1;
-}
-
-/* Drain the socket until EAGAIN, or until MEDIA_RX_MAX_BATCHES batches: epoll is level-triggered,
- * so what is left is read at the next turn of the loop, after the timers due meanwhile. */
-static void stream_receive(struct media *m, struct media_stream *s)
-{
-    for (int batch = 0; batch < MEDIA_RX_MAX_BATCHES; batch++) {
-        for (int i = 0; i < MEDIA_RX_BATCH; i++) {
-            m->rx_iov[i].iov_base = m->rx_buf[i];
-            m->rx_iov[i].iov_len = MEDIA_RX_BUF;
-            memset(&m->rx_msgs[i], 0, sizeof m->rx_msgs[i]);
-            m->rx_msgs[i].msg_hdr.msg_iov = &m->rx_iov[i];
-            m->rx_msgs[i].msg_hdr.msg_iovlen = 1;
-            m->rx_msgs[i].msg_hdr.msg_name = &m->rx_addr[i];
-            m->rx_msgs[i].msg_hdr.msg_namelen = sizeof m->rx_addr[i];
-        }
-        int n = recvmmsg(s->fd, m->rx_msgs, MEDIA_RX_BATCH, MSG_DONTWAIT, NULL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return; /* EAGAIN: drained; anything else: try again at the next readiness */
-        }
-        uint64_t now_ns = mono_ns();
-        struct rtp_header hdr[MEDIA_RX_BATCH];
-        int valid[MEDIA_RX_BATCH];
-        pthread_mutex_lock(&m->table_lock);
-        for (int i = 0; i < n; i++) {
-            int trunc = (m->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
-            valid[i] = stream_account(s, m->rx_buf[i], m->rx_msgs[i].msg_len, trunc, now_ns, &hdr[i]);
-        }
-        pthread_mutex_unlock(&m->table_lock);
-        if (s->sending && s->source == MEDIA_SRC_ECHO) {
-            for (int i = 0; i < n; i++) {
-                if (valid[i])
-                    stream_echo(m, s, &hdr[i], m->rx_buf[i], &m->rx_addr[i], m->rx_msgs[i].msg_hdr.msg_namelen);
-            }
-        }
-        if (n < MEDIA_RX_BATCH)
-            return;
-    }
-}
-
 /* ---- commands (media thread) ---- */
 
 static void stream_destroy(struct media *m, struct media_stream *s)
 {
-    twheel_remove(&m->wheel, &s->timer);
+    media_tx_release(m, s);
     epoll_ctl(m->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     close(s->fd);
+    if (s->rtcp_fd >= 0) {
+        epoll_ctl(m->epfd, EPOLL_CTL_DEL, s->rtcp_fd, NULL);
+        close(s->rtcp_fd);
+    }
+    free(s->ring);
     free(s);
+}
+
+/* RTCP on RTP port + 1 of the stream's own address: bind it once. 0 or -errno with err. */
+static int open_rtcp_socket(struct media *m, struct media_stream *s, struct media_cmd *c)
+{
+    if (s->rtcp_fd >= 0)
+        return 0;
+    struct sockaddr_storage local;
+    socklen_t len = sizeof local;
+    if (getsockname(s->fd, (struct sockaddr *)&local, &len) < 0)
+        return -errno;
+    uint16_t port = (uint16_t)(addr_port(&local) + 1);
+    if (local.ss_family == AF_INET)
+        ((struct sockaddr_in *)&local)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)&local)->sin6_port = htons(port);
+    int fd = socket(local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&local, len) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        set_err(c->err, c->errlen, e, "cannot bind the RTCP port %u", (unsigned)port);
+        return -e;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->ref_rtcp};
+    if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        int e = errno;
+        close(fd);
+        set_err(c->err, c->errlen, e, "epoll_ctl");
+        return -e;
+    }
+    s->rtcp_fd = fd;
+    return 0;
 }
 
 static int cmd_open(struct media *m, struct media_cmd *c)
@@ -476,7 +247,7 @@ static int cmd_open(struct media *m, struct media_cmd *c)
         return r;
     }
     s->id = id;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->ref_rtp};
     if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
         int e = errno;
         set_err(c->err, c->errlen, e, "epoll_ctl");
@@ -534,7 +305,12 @@ static int cmd_start(struct media *m, struct media_cmd *c)
         }
     }
     const struct media_stream_cfg *cfg = &c->cfg;
-    uint64_t now = mono_ms();
+    if (cfg->rtcp_interval_ms > 0 && !cfg->rtcp_mux) {
+        int r = open_rtcp_socket(m, s, c);
+        if (r < 0)
+            return r;
+    }
+    uint64_t now = media_mono_ms();
     uint32_t samples = cfg->ptime_ms * MEDIA_SAMPLES_PER_MS;
     if (s->sent_any) {
         /* keep the timestamp running in real time across a stop/start */
@@ -556,11 +332,44 @@ static int cmd_start(struct media *m, struct media_cmd *c)
     s->echo_have_offset = 0;
     s->send_start_ms = now;
     s->send_k = 0;
+    /* what the caller prepared: taken, the old ones released */
+    media_tx_release(m, s);
+    s->clip = c->clip;
+    c->clip = NULL;
+    s->clip_i = 0;
+    s->clip_round = 0;
+    s->clip_loop = cfg->pcap_loop;
+    s->clip_start_us = media_mono_ns() / 1000u;
+    s->clip_ts_base = s->ts;
+    s->dtmf_pt = (uint8_t)(cfg->dtmf_pt ? cfg->dtmf_pt : DTMF_DEFAULT_PT);
+    if (c->pend != NULL) {
+        s->pend = c->pend;
+        c->pend = NULL;
+        s->impaired = 1;
+        impair_init(&s->impair, &cfg->impair);
+    }
+    if (c->srtp.tx != NULL) {
+        s->srtp = c->srtp;
+        memset(&c->srtp, 0, sizeof c->srtp);
+        s->srtp_on = 1;
+    }
+    s->rtcp_interval_ms = cfg->rtcp_interval_ms;
+    s->rtcp_mux = cfg->rtcp_mux;
+    s->rtcp_remote_len = 0;
+    if (remote_len != 0 && s->rtcp_interval_ms > 0) {
+        s->rtcp_remote = remote;
+        s->rtcp_remote_len = remote_len;
+        uint16_t port = (uint16_t)(addr_port(&remote) + (s->rtcp_mux ? 0 : 1));
+        if (remote.ss_family == AF_INET)
+            ((struct sockaddr_in *)&s->rtcp_remote)->sin_port = htons(port);
+        else
+            ((struct sockaddr_in6 *)&s->rtcp_remote)->sin6_port = htons(port);
+    }
+    if (s->rtcp_interval_ms > 0)
+        twheel_add(&m->wheel, &s->rtimer, now + s->rtcp_interval_ms);
     set_sending(m, s, 1);
-    if (s->source == MEDIA_SRC_SILENCE || s->source == MEDIA_SRC_TONE)
+    if (s->source == MEDIA_SRC_SILENCE || s->source == MEDIA_SRC_TONE || s->source == MEDIA_SRC_PCAP)
         twheel_add(&m->wheel, &s->timer, now); /* first packet at once */
-    else
-        twheel_remove(&m->wheel, &s->timer);
     return 0;
 }
 
@@ -571,6 +380,30 @@ static int cmd_stop(struct media *m, struct media_cmd *c)
         return -ENOENT;
     twheel_remove(&m->wheel, &s->timer);
     set_sending(m, s, 0);
+    return 0;
+}
+
+static int cmd_dtmf(struct media *m, struct media_cmd *c)
+{
+    struct media_stream *s = find_stream(m, c->id);
+    if (s == NULL)
+        return -ENOENT;
+    if (!s->sending || s->remote_len == 0 || s->source == MEDIA_SRC_PCAP) {
+        set_err(c->err, c->errlen, 0, "telephone-events need a started silence, tone, echo or none stream with a remote address");
+        return -EINVAL;
+    }
+    size_t n = strlen(c->digits);
+    if (n > MEDIA_DTMF_MAX_DIGITS - s->dtmf_qlen) {
+        set_err(c->err, c->errlen, 0, "more than %u digits queued", MEDIA_DTMF_MAX_DIGITS);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->dtmf_queue[(s->dtmf_qhead + s->dtmf_qlen) % MEDIA_DTMF_MAX_DIGITS] = c->digits[i];
+        s->dtmf_qlen++;
+    }
+    s->dtmf_total = c->duration_ms * MEDIA_SAMPLES_PER_MS;
+    s->dtmf_volume = c->volume;
+    media_tx_kick_dtmf(m, s, media_mono_ms());
     return 0;
 }
 
@@ -615,6 +448,9 @@ static int process_commands(struct media *m)
         case MEDIA_CMD_CLOSE:
             c->result = cmd_close(m, c);
             break;
+        case MEDIA_CMD_DTMF:
+            c->result = cmd_dtmf(m, c);
+            break;
         default:
             c->result = -EINVAL;
             break;
@@ -635,7 +471,7 @@ static int media_wait(struct media *m, struct epoll_event *evs, int nevs, uint64
 {
     if (due_ms == TWHEEL_NEVER)
         return epoll_wait(m->epfd, evs, nevs, (int)(MEDIA_MAX_WAIT_NS / 1000000u));
-    uint64_t now_ns = mono_ns();
+    uint64_t now_ns = media_mono_ns();
     uint64_t due_ns = due_ms * 1000000u;
     uint64_t wait_ns = due_ns > now_ns ? due_ns - now_ns : 0;
     if (wait_ns > MEDIA_MAX_WAIT_NS)
@@ -658,12 +494,12 @@ static void *media_thread_main(void *arg)
     struct epoll_event evs[MEDIA_EVENTS];
     /* wake-ups within a microsecond of the deadline (the default slack is 50 us) */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
-    twheel_init(&m->wheel, mono_ms());
+    twheel_init(&m->wheel, media_mono_ms());
     for (;;) {
-        uint64_t now = mono_ms();
+        uint64_t now = media_mono_ms();
         struct twheel_timer *t;
         while ((t = twheel_pop(&m->wheel, now)) != NULL)
-            stream_send_due(m, t->arg, now);
+            media_tx_timer(m, t->arg, t, now);
         int n = media_wait(m, evs, MEDIA_EVENTS, twheel_next_due(&m->wheel));
         if (n < 0)
             continue; /* EINTR; nothing else can fail on a valid epoll fd */
@@ -673,7 +509,7 @@ static void *media_thread_main(void *arg)
             if (evs[i].data.ptr == NULL)
                 commands = 1;
             else
-                stream_receive(m, evs[i].data.ptr);
+                media_rx_ready(m, evs[i].data.ptr);
         }
         if (commands) {
             uint64_t v;
@@ -700,31 +536,44 @@ static void *media_thread_main(void *arg)
     return NULL;
 }
 
-/* Queue c and wait until the media thread has run it. */
-static int media_submit(struct media *m, struct media_cmd *c)
+/* Queue the n commands of cmds with one wake-up, and wait until the
+ * media thread has run them all: one hand-over instead of one per command, which is what makes starting
+ * thousands of streams quick on a loaded machine.  0, or -ESHUTDOWN (then none was queued). */
+static int media_submit_many(struct media *m, struct media_cmd *cmds, size_t n)
 {
-    c->done = 0;
-    c->next = NULL;
-    c->result = 0;
     pthread_mutex_lock(&m->cmd_lock);
     if (m->stopping) {
         pthread_mutex_unlock(&m->cmd_lock);
         return -ESHUTDOWN;
     }
-    if (m->cmd_tail)
-        m->cmd_tail->next = c;
-    else
-        m->cmd_head = c;
-    m->cmd_tail = c;
+    for (size_t i = 0; i < n; i++) {
+        struct media_cmd *c = &cmds[i];
+        c->next = NULL;
+        c->done = 0;
+        c->result = 0;
+        if (m->cmd_tail)
+            m->cmd_tail->next = c;
+        else
+            m->cmd_head = c;
+        m->cmd_tail = c;
+    }
     pthread_mutex_unlock(&m->cmd_lock);
     uint64_t one = 1;
     while (write(m->evfd, &one, sizeof one) < 0 && errno == EINTR) {
     }
     pthread_mutex_lock(&m->cmd_lock);
-    while (!c->done)
-        pthread_cond_wait(&m->cmd_cond, &m->cmd_lock);
+    for (size_t i = 0; i < n; i++)
+        while (!cmds[i].done)
+            pthread_cond_wait(&m->cmd_cond, &m->cmd_lock);
     pthread_mutex_unlock(&m->cmd_lock);
-    return c->result;
+    return 0;
+}
+
+/* Queue c and wait until the media thread has run it. */
+static int media_submit(struct media *m, struct media_cmd *c)
+{
+    int r = media_submit_many(m, c, 1);
+    return r < 0 ? r : c->result;
 }
 
 /* ---- public API ---- */
@@ -780,6 +629,7 @@ struct media *media_new(char *err, size_t errlen)
         set_err(err, errlen, r, "cannot start the media thread");
         goto fail;
     }
+    pthread_setname_np(m->thread, "pysip-media"); /* found by name for CPU figures */
     return m;
 
 fail_lock:
@@ -908,13 +758,22 @@ int media_stream_open(struct media *m, const char *host, uint16_t port, uint32_t
     }
     s->fd = fd;
     s->family = addr.ss_family;
+    s->rtcp_fd = -1;
+    s->late_ns = UINT64_MAX;
+    s->ref_rtp.s = s;
+    s->ref_rtcp.s = s;
+    s->ref_rtcp.rtcp = 1;
+    s->dtmf_pt = DTMF_DEFAULT_PT;
     twheel_timer_init(&s->timer, s);
+    twheel_timer_init(&s->jtimer, s);
+    twheel_timer_init(&s->rtimer, s);
     memcpy(&s->ssrc, rnd, 4);
     memcpy(&s->seq, rnd + 4, 2);
     memcpy(&s->ts, rnd + 6, 4);
     rtp_seq_init(&s->rx_seq);
     rtp_jitter_init(&s->rx_jitter);
     s->stats.rx_payload_type = -1;
+    s->stats.rtt_ms = -1.0;
 
     struct media_cmd c;
     memset(&c, 0, sizeof c);
@@ -935,22 +794,22 @@ int media_stream_open(struct media *m, const char *host, uint16_t port, uint32_t
     return 0;
 }
 
-int media_stream_start(struct media *m, uint32_t id, const struct media_stream_cfg *cfg, char *err, size_t errlen)
+/* Check cfg and prepare a START command in c (zeroed by the caller): the capture read, the impairment
+ * buffer and the SRTP sessions made here, in the caller's thread.  0, or a negative code with err (then
+ * nothing is left to free). */
+static int start_prepare(uint32_t id, const struct media_stream_cfg *cfg, struct media_cmd *c, char *err,
+                         size_t errlen)
 {
-    if (m == NULL || cfg == NULL)
-        return -EINVAL;
-    struct media_cmd c;
-    memset(&c, 0, sizeof c);
-    c.op = MEDIA_CMD_START;
-    c.id = id;
-    c.cfg = *cfg;
-    c.cfg.remote_host[sizeof c.cfg.remote_host - 1] = '\0';
-    c.err = err;
-    c.errlen = errlen;
-    struct media_stream_cfg *k = &c.cfg;
+    c->op = MEDIA_CMD_START;
+    c->id = id;
+    c->cfg = *cfg;
+    c->cfg.remote_host[sizeof c->cfg.remote_host - 1] = '\0';
+    c->err = err;
+    c->errlen = errlen;
+    struct media_stream_cfg *k = &c->cfg;
 
     if (k->source != MEDIA_SRC_SILENCE && k->source != MEDIA_SRC_TONE && k->source != MEDIA_SRC_ECHO &&
-        k->source != MEDIA_SRC_NONE) {
+        k->source != MEDIA_SRC_NONE && k->source != MEDIA_SRC_PCAP) {
         set_err(err, errlen, 0, "unknown media source");
         return -EINVAL;
     }
@@ -973,24 +832,123 @@ int media_stream_start(struct media *m, uint32_t id, const struct media_stream_c
             return -EINVAL;
         }
     }
-    int need_remote = k->source == MEDIA_SRC_SILENCE || k->source == MEDIA_SRC_TONE || k->remote_port != 0;
+    if (impair_cfg_check(&k->impair) < 0) {
+        set_err(err, errlen, 0, "impairments need probabilities in 0..1 and a jitter bound of 0..1000 ms");
+        return -EINVAL;
+    }
+    if (k->dtmf_pt < 0 || k->dtmf_pt > 127 || (k->dtmf_pt != 0 && k->dtmf_pt == k->payload_type)) {
+        set_err(err, errlen, 0, "telephone-event payload type must be 0..127 and differ from the audio's");
+        return -EINVAL;
+    }
+    if (k->rtcp_interval_ms > 0 && k->rtcp_interval_ms < 10) {
+        set_err(err, errlen, 0, "RTCP interval must be 0 (off) or at least 10 ms");
+        return -EINVAL;
+    }
+    if (k->srtp_suite != SRTP_SUITE_NONE && srtp_suite_key_len(k->srtp_suite) == 0) {
+        set_err(err, errlen, 0, "unknown SRTP suite");
+        return -EINVAL;
+    }
+    int need_remote = k->source == MEDIA_SRC_SILENCE || k->source == MEDIA_SRC_TONE || k->source == MEDIA_SRC_PCAP ||
+                      k->remote_port != 0;
     if (need_remote) {
         if (k->remote_port == 0) {
             set_err(err, errlen, 0, "remote port 0 is only allowed for the echo and none sources");
             return -EINVAL;
         }
-        if (parse_addr(k->remote_host, k->remote_port, 0, &c.remote, &c.remote_len) < 0) {
+        if (parse_addr(k->remote_host, k->remote_port, 0, &c->remote, &c->remote_len) < 0) {
             set_err(err, errlen, 0, "remote host is not a numeric IPv4 or IPv6 address: '%.63s'", k->remote_host);
             return -EINVAL;
         }
     } else {
-        c.remote_len = 0;
+        c->remote_len = 0;
     }
-    int r = media_submit(m, &c);
+    /* file reading, allocation and key set-up happen here, off the media thread */
+    if (k->source == MEDIA_SRC_PCAP) {
+        k->pcap_path[sizeof k->pcap_path - 1] = '\0';
+        c->clip = pcap_clip_load(k->pcap_path, err, errlen);
+        if (c->clip == NULL)
+            return -EINVAL;
+    }
+    if (impair_cfg_active(&k->impair)) {
+        c->pend = calloc(MEDIA_PENDING_MAX, sizeof *c->pend);
+        if (c->pend == NULL) {
+            pcap_clip_free(c->clip);
+            set_err(err, errlen, 0, "no memory for impairments");
+            return -ENOMEM;
+        }
+    }
+    if (k->srtp_suite != SRTP_SUITE_NONE &&
+        srtp_pair_init(&c->srtp, k->srtp_suite, k->srtp_tx_key, k->srtp_rx_key, err, errlen) < 0) {
+        pcap_clip_free(c->clip);
+        free(c->pend);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Free what a START command still holds (not taken when it failed or was not run); name its error. */
+static int start_finish(struct media_cmd *c, int r, char *err, size_t errlen)
+{
+    pcap_clip_free(c->clip);
+    c->clip = NULL;
+    free(c->pend);
+    c->pend = NULL;
+    if (c->srtp.tx != NULL)
+        srtp_pair_free(&c->srtp);
+    memset(&c->cfg, 0, sizeof c->cfg); /* keys */
     if (r == -ESHUTDOWN)
         set_err(err, errlen, 0, "the media engine is closed");
     else if (r == -ENOENT)
         set_err(err, errlen, 0, "no such stream");
+    return r;
+}
+
+int media_stream_start(struct media *m, uint32_t id, const struct media_stream_cfg *cfg, char *err, size_t errlen)
+{
+    if (m == NULL || cfg == NULL)
+        return -EINVAL;
+    struct media_cmd c;
+    memset(&c, 0, sizeof c);
+    int r = start_prepare(id, cfg, &c, err, errlen);
+    if (r < 0)
+        return r;
+    return start_finish(&c, media_submit(m, &c), err, errlen);
+}
+
+int media_stream_start_many(struct media *m, size_t n, const uint32_t *ids, const struct media_stream_cfg *cfgs,
+                            size_t *failed, char *err, size_t errlen)
+{
+    if (m == NULL || (n > 0 && (ids == NULL || cfgs == NULL)) || failed == NULL)
+        return -EINVAL;
+    *failed = n;
+    if (n == 0)
+        return 0;
+    struct media_cmd *cmds = calloc(n, sizeof *cmds);
+    if (cmds == NULL) {
+        set_err(err, errlen, 0, "no memory for %zu start commands", n);
+        return -ENOMEM;
+    }
+    int r = 0;
+    size_t prepared = 0;
+    for (; prepared < n; prepared++) {
+        r = start_prepare(ids[prepared], &cfgs[prepared], &cmds[prepared], err, errlen);
+        if (r < 0)
+            break;
+    }
+    if (r == 0) {
+        r = media_submit_many(m, cmds, n);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+            if (cmds[i].result < 0 && *failed == n) {
+                *failed = i;
+                r = cmds[i].result;
+            }
+        }
+    } else {
+        *failed = prepared;
+    }
+    for (size_t i = 0; i < prepared; i++)
+        start_finish(&cmds[i], i == *failed ? r : 0, err, errlen);
+    free(cmds);
     return r;
 }
 
@@ -1043,4 +1001,115 @@ size_t media_stream_count(struct media *m)
     size_t n = m->count;
     pthread_mutex_unlock(&m->table_lock);
     return n;
+}
+
+int media_stream_dtmf(struct media *m, uint32_t id, const char *digits, uint32_t duration_ms, uint8_t volume,
+                      char *err, size_t errlen)
+{
+    if (m == NULL || digits == NULL)
+        return -EINVAL;
+    size_t n = strnlen(digits, MEDIA_DTMF_MAX_DIGITS + 1);
+    if (n == 0 || n > MEDIA_DTMF_MAX_DIGITS) {
+        set_err(err, errlen, 0, "1..%u digits are needed", MEDIA_DTMF_MAX_DIGITS);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (dtmf_event_code(digits[i]) < 0) {
+            set_err(err, errlen, 0, "'%c' is not a DTMF digit (0-9, *, #, A-D)", digits[i]);
+            return -EINVAL;
+        }
+    }
+    if (duration_ms < 10 || duration_ms > 5000 || volume > 63) {
+        set_err(err, errlen, 0, "duration must be 10..5000 ms and volume 0..63");
+        return -EINVAL;
+    }
+    struct media_cmd c;
+    memset(&c, 0, sizeof c);
+    c.op = MEDIA_CMD_DTMF;
+    c.id = id;
+    c.digits = digits;
+    c.duration_ms = duration_ms;
+    c.volume = volume;
+    c.err = err;
+    c.errlen = errlen;
+    int r = media_submit(m, &c);
+    if (r == -ESHUTDOWN)
+        set_err(err, errlen, 0, "the media engine is closed");
+    return r;
+}
+
+int media_stream_dtmf_events(struct media *m, uint32_t id, struct dtmf_event *out, size_t max, size_t *n)
+{
+    if (m == NULL || n == NULL || (out == NULL && max > 0))
+        return -EINVAL;
+    int r = 0;
+    *n = 0;
+    pthread_mutex_lock(&m->table_lock);
+    struct media_stream *s = m->closed ? NULL : table_find(m, id);
+    if (m->closed) {
+        r = -ESHUTDOWN;
+    } else if (s == NULL) {
+        r = -ENOENT;
+    } else {
+        uint64_t total = s->dtmf_rx.total;
+        uint64_t k = total < DTMF_RX_EVENTS ? total : DTMF_RX_EVENTS;
+        if (k > max)
+            k = max;
+        for (uint64_t i = total - k; i < total; i++)
+            out[(*n)++] = s->dtmf_rx.ev[i % DTMF_RX_EVENTS];
+    }
+    pthread_mutex_unlock(&m->table_lock);
+    return r;
+}
+
+int media_stream_tone(struct media *m, uint32_t id, double hz, uint32_t window_ms, struct tone_result *out)
+{
+    if (m == NULL || out == NULL || window_ms == 0 || window_ms > TONE_RING_SAMPLES / MEDIA_SAMPLES_PER_MS)
+        return -EINVAL;
+    static const struct tone_ring empty; /* read-only: no audio yet */
+    int r;
+    pthread_mutex_lock(&m->table_lock);
+    struct media_stream *s = m->closed ? NULL : table_find(m, id);
+    if (m->closed)
+        r = -ESHUTDOWN;
+    else if (s == NULL)
+        r = -ENOENT;
+    else
+        r = tone_detect(s->ring ? s->ring : &empty, hz, window_ms * MEDIA_SAMPLES_PER_MS, out);
+    pthread_mutex_unlock(&m->table_lock);
+    return r;
+}
+
+int media_tx_lateness(struct media *m, int reset, struct media_lateness *out)
+{
+    if (m == NULL || out == NULL)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&m->table_lock);
+    out->count = m->lat_count;
+    out->max_us = m->lat_max_ns / 1000.0;
+    uint64_t want50 = (m->lat_count + 1) / 2, want99 = m->lat_count - m->lat_count / 100, acc = 0;
+    int got50 = 0;
+    for (size_t i = 0; i < MEDIA_LAT_BUCKETS && m->lat_count > 0; i++) {
+        acc += m->lat_hist[i];
+        if (!got50 && acc >= want50) {
+            out->p50_us = (double)(i + 1) * 10.0; /* the bucket's upper edge */
+            got50 = 1;
+        }
+        if (acc >= want99) {
+            out->p99_us = (double)(i + 1) * 10.0;
+            break;
+        }
+    }
+    if (out->p99_us > out->max_us)
+        out->p99_us = out->max_us;
+    if (out->p50_us > out->max_us)
+        out->p50_us = out->max_us;
+    if (reset) {
+        memset(m->lat_hist, 0, sizeof m->lat_hist);
+        m->lat_count = 0;
+        m->lat_max_ns = 0;
+    }
+    pthread_mutex_unlock(&m->table_lock);
+    return 0;
 }

@@ -13,12 +13,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rtp/impair.h"
+#include "rtp/srtp_ctx.h"
+
 enum media_source {
     MEDIA_SRC_SILENCE = 0, /* G.711 silence */
     MEDIA_SRC_TONE,        /* a sine tone at tone_hz, G.711 encoded */
     MEDIA_SRC_ECHO,        /* send back what arrives (payload as received, own SSRC/seq/ts) */
     MEDIA_SRC_NONE,        /* receive only */
+    MEDIA_SRC_PCAP,        /* replay the RTP of a capture file (pcap_path) with its recorded timing */
 };
+
+#define MEDIA_PCAP_PATH_MAX 512
 
 struct media_stream_cfg {
     char remote_host[64];  /* numeric IPv4 or IPv6 address */
@@ -28,6 +34,15 @@ struct media_stream_cfg {
     enum media_source source;
     double tone_hz;        /* for MEDIA_SRC_TONE */
     double tone_dbov;      /* level, default -10 */
+    char pcap_path[MEDIA_PCAP_PATH_MAX]; /* MEDIA_SRC_PCAP: the capture, read when the stream starts */
+    int pcap_loop;         /* 1: start over after the last packet */
+    int dtmf_pt;           /* telephone-event payload type (RFC 4733) sent and detected; 0 means 101 */
+    struct impair_cfg impair; /* send-side jitter, loss, duplication, reordering (all zero: none) */
+    uint32_t rtcp_interval_ms; /* 0: no RTCP; else an SR/RR every this many ms */
+    int rtcp_mux;          /* 1: RTCP on the RTP port (RFC 5761); 0: on RTP port + 1 */
+    enum srtp_suite srtp_suite; /* SRTP_SUITE_NONE: plain RTP */
+    uint8_t srtp_tx_key[SRTP_KEY_MAX]; /* our master key + salt (srtp_suite_key_len bytes) */
+    uint8_t srtp_rx_key[SRTP_KEY_MAX]; /* the peer's */
 };
 
 /* Receive and send statistics of one stream; a consistent snapshot. */
@@ -48,6 +63,21 @@ struct media_stats {
     int rx_payload_type;     /* -1 if nothing received */
     int sending;             /* 1 while the stream is started */
     uint64_t tx_errors;      /* packets that could not be sent (sendto failed: buffer full, unreachable, ...) */
+    uint64_t tx_dropped;     /* impairment: packets not sent on purpose (loss) */
+    uint64_t tx_duplicated;  /* impairment: packets sent twice */
+    uint64_t tx_reordered;   /* impairment: packets held back behind the next */
+    uint64_t tx_dtmf_events; /* telephone-events completed */
+    uint64_t rx_dtmf_events; /* telephone-events detected (media_stream_dtmf_events lists the newest) */
+    uint64_t rx_auth_fail;   /* SRTP/SRTCP packets that failed authentication */
+    uint64_t rx_replay;      /* SRTP/SRTCP packets refused as replays */
+    uint64_t rtcp_tx;        /* RTCP compound packets sent and received */
+    uint64_t rtcp_rx;
+    int peer_report;         /* 1 once the peer sent a report block about us; then: */
+    double peer_fraction_lost; /* 0..1, the peer's last report */
+    int64_t peer_cum_lost;
+    double peer_jitter_ms;
+    double rtt_ms;           /* round trip from the peer's LSR/DLSR (RFC 3550 6.4.1), -1 before the first */
+    uint64_t pcap_loops;     /* completed rounds of a looping capture */
 };
 
 struct media;
@@ -71,6 +101,11 @@ int media_stream_open(struct media *m, const char *host, uint16_t port, uint32_t
                       size_t errlen);
 /* Start (or re-target) sending per cfg (borrowed). -ENOENT for an unknown id, -EINVAL for a bad cfg. */
 int media_stream_start(struct media *m, uint32_t id, const struct media_stream_cfg *cfg, char *err, size_t errlen);
+/* Start n streams (ids[i] with cfgs[i], both borrowed) with one hand-over to the media thread.  0 when every
+ * one started; else a negative code, *failed = the index of the first stream that did not start (with err),
+ * and the streams before it in a batch that ran are started.  Streams after it may have started too. */
+int media_stream_start_many(struct media *m, size_t n, const uint32_t *ids, const struct media_stream_cfg *cfgs,
+                            size_t *failed, char *err, size_t errlen);
 /* Stop sending; the stream keeps receiving and counting. */
 int media_stream_stop(struct media *m, uint32_t id);
 /* Close the socket and forget the stream. */
@@ -79,6 +114,29 @@ int media_stream_close(struct media *m, uint32_t id);
 int media_stream_stats(struct media *m, uint32_t id, struct media_stats *out);
 /* Number of open streams. */
 size_t media_stream_count(struct media *m);
+
+#define MEDIA_DTMF_MAX_DIGITS 64
+/* Queue telephone-events (RFC 4733) on a started stream: digits of "0-9*#A-D", each lasting
+ * duration_ms (10..5000) at volume 0..63 (-dBm0), with a pause between them.  While an event is
+ * sent it replaces the stream's audio.  -EINVAL (bad digit, too many queued), -ENOENT. */
+int media_stream_dtmf(struct media *m, uint32_t id, const char *digits, uint32_t duration_ms, uint8_t volume,
+                      char *err, size_t errlen);
+
+struct dtmf_event;
+/* Copy up to max of the newest received telephone-events, oldest first; *n gets the count. */
+int media_stream_dtmf_events(struct media *m, uint32_t id, struct dtmf_event *out, size_t max, size_t *n);
+
+struct tone_result;
+/* Goertzel: the level of hz in the newest window_ms (1..1024) of received G.711 audio. */
+int media_stream_tone(struct media *m, uint32_t id, double hz, uint32_t window_ms, struct tone_result *out);
+
+/* How late generated packets left against their schedule (start + k * ptime), over every stream
+ * since the last reset: percentiles from a histogram of 10 us buckets (up to 50 ms), exact max. */
+struct media_lateness {
+    uint64_t count;
+    double p50_us, p99_us, max_us;
+};
+int media_tx_lateness(struct media *m, int reset, struct media_lateness *out);
 
 /* G.711 codecs (ITU-T G.711), exposed for tests and generators. */
 uint8_t g711_ulaw_encode(int16_t pcm);
