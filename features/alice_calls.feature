@@ -8,3 +8,12 @@ Feature: Alice Makes Calls
     And Alice and Bob talk for 10 seconds
     Then Bob hangs up the phone
     Then Alice receives BYE
+
+  Scenario: Alice calls but Bob has DND set
+    Given Alice uses Squirrel350 phone
+    Given Bob uses Chipmunk5000 phone
+      And Status is set to DND
+    When Alice calls Bob
+    Then Alice talks to voicemail for 10 seconds
+    Then Alice hangs up the phone
+    Then Bob has voicemail waiting

@@ -6,6 +6,13 @@ FreeSWITCH do and what the features test; Kamailio covers the proxy case.
 Each call is two dialogs, the caller's (A) and the callee's (B), joined in
 Python per call event; retransmissions, ACKs and 100 Trying stay in C.  SDP
 passes through unchanged, so media flows directly between the phones.
+
+Features: per-user DND and unconditional forwarding (:meth:`ReferencePBX.set_dnd`,
+:meth:`ReferencePBX.set_forward`); forwarding to the voicemail user (default ``voicemail``, when it is
+registered) on DND, busy (486/600/603), no answer (``no_answer_timeout``) and B-leg timeouts, with a
+``Diversion`` header (RFC 5806) naming the mailbox owner; relay of in-dialog requests (re-INVITE, UPDATE,
+INFO, MESSAGE, NOTIFY, REFER) to the other leg and of out-of-dialog MESSAGE, NOTIFY, INFO and OPTIONS
+to registered users; an optional user list (REGISTER from anyone else is refused with 403).
 """
 from __future__ import annotations
 
@@ -18,11 +25,26 @@ from typing import Optional
 from pysiptest._uri import hostport as _hostport
 from pysiptest._uri import uri_host
 from pysiptest._uri import uri_user as _user_of
+from pysiptest.auth import DigestServer
 from pysiptest.engine import Engine
 from pysiptest.events import CoreEvent
 from pysiptest.pbx.registrar import Registrar
 
 log = logging.getLogger("pysiptest.pbx")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, NOTIFY, INFO, UPDATE, REFER"
+#: B-leg final statuses that send the call to voicemail, with the Diversion reason
+FORWARD_ON = {486: "user-busy", 600: "user-busy", 603: "user-busy", 408: "no-answer", 480: "no-answer"}
+#: headers copied from a relayed request or response
+_COPY = ("Content-Type", "Event", "Subscription-State", "Refer-To", "Referred-By", "Accept", "Expires",
+         "Session-Expires", "Min-SE", "Require", "Supported", "Diversion")
+
+
+def _cseq_method(msg: object) -> str:
+    """The method in a message's CSeq ("" without one); Message.cseq is a property (or, before, a method)."""
+    c = getattr(msg, "cseq", None)
+    c = c() if callable(c) else c
+    return c[1] if c else ""
 
 
 @dataclass
@@ -37,28 +59,74 @@ class Bridge:
     b_dialog: int = 0
     answered: bool = False
     ended: bool = False
+    #: the user the B leg rings now (the callee, a forwarding target or the voicemail user)
+    target: str = ""
+    #: why the call was forwarded ("do-not-disturb", "user-busy", "no-answer", "unconditional"), "" if not
+    diverted: str = ""
+    #: set when we CANCELled the B leg to forward it (no answer); the 487 then starts the next leg
+    forward_after_cancel: str = ""
+    caller_display: str = ""
+    offer: bytes = b""
+    offer_type: str = ""
     history: list[str] = field(default_factory=list)
 
 
 class ReferencePBX:
-    """Registrar plus call routing between registered users, on one UDP transport."""
+    """Registrar plus call routing between registered users, on one UDP transport.
 
-    def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 0, domain: Optional[str] = None) -> None:
+    ``users`` (name to password) limits who may register; None accepts anyone. With ``auth_algorithm``
+    (e.g. "SHA-256", "MD5") REGISTER is challenged with digest authentication (RFC 7616/8760) and must
+    be answered with the user's password. ``voicemail_user`` is the account calls are forwarded to;
+    ``no_answer_timeout`` seconds of ringing forward a call there.
+    """
+
+    def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 0, domain: Optional[str] = None,
+                 users: Optional[dict[str, str]] = None, voicemail_user: str = "voicemail",
+                 no_answer_timeout: float = 5.0, auth_algorithm: Optional[str] = None) -> None:
         self.engine = engine
         self.host = host
         self.registrar = Registrar()
         self.transport_id, self.port = engine.listen_udp(host, port, self)
         self.domain = uri_host(domain or host)
+        self.users = dict(users) if users is not None else None
+        self.auth: Optional[DigestServer] = None
+        if auth_algorithm:
+            if self.users is None:
+                raise ValueError("digest authentication needs a users list (name to password)")
+            self.auth = DigestServer(self.domain.strip("[]"), self.users, auth_algorithm)
+        self.voicemail_user = voicemail_user
+        self.no_answer_timeout = no_answer_timeout
+        self.dnd: set[str] = set()
+        self.forward: dict[str, str] = {}
         self.calls: list[Bridge] = []
         self._by_a_txn: dict[int, Bridge] = {}
         self._by_b_txn: dict[int, Bridge] = {}
         self._by_dialog: dict[int, tuple[Bridge, str]] = {}
+        self._relays: dict[int, int] = {}  # our request's txn -> the txn of the request it relays
         self._lock = threading.RLock()
 
     @property
     def contact(self) -> str:
         """The PBX's own Contact URI."""
         return f"sip:pbx@{_hostport(self.host, self.port)}"
+
+    # -- control ----------------------------------------------------------------------------
+    def set_dnd(self, user: str, on: bool) -> None:
+        """Turn Do Not Disturb on or off for a user: calls go to voicemail (or 486 without one)."""
+        with self._lock:
+            (self.dnd.add if on else self.dnd.discard)(user)
+
+    def set_forward(self, user: str, target: Optional[str]) -> None:
+        """Forward every call for user to target (a user name); None turns forwarding off."""
+        with self._lock:
+            if target:
+                self.forward[user] = target
+            else:
+                self.forward.pop(user, None)
+
+    def voicemail_available(self) -> bool:
+        """True when the voicemail user is registered."""
+        return bool(self.voicemail_user and self.registrar.lookup(self.voicemail_user))
 
     # -- dispatch (dispatcher thread) -------------------------------------------------------
     def _on_core_event(self, ev: CoreEvent) -> None:
@@ -96,12 +164,14 @@ class ReferencePBX:
             return  # the B leg's ACK is sent by the engine when the callee's 2xx arrives
         elif method == "BYE":
             self._bye(ev)
-        elif method == "OPTIONS":
-            self._respond(ev.txn_id, 200, None, [("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER")])
         elif ev.dialog_id:
             self._relay_in_dialog(ev)
+        elif method in ("MESSAGE", "NOTIFY", "INFO") or (method == "OPTIONS" and _user_of(msg.uri or "")):
+            self._relay_out_of_dialog(ev)
+        elif method == "OPTIONS":
+            self._respond(ev.txn_id, 200, None, [("Allow", ALLOW)])
         else:
-            self._respond(ev.txn_id, 405, None, [("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER")])
+            self._respond(ev.txn_id, 405, None, [("Allow", ALLOW)])
 
     # -- registrar --------------------------------------------------------------------------
     def _register(self, ev: CoreEvent) -> None:
@@ -111,6 +181,17 @@ class ReferencePBX:
         if not user:
             self._respond(ev.txn_id, 400, "To must be a SIP URI with a user")
             return
+        if self.users is not None and user not in self.users:
+            self._respond(ev.txn_id, 403, f"Unknown User {user}")
+            return
+        if self.auth is not None:
+            who = self.auth.check(msg)
+            if who is None or who == "stale":
+                self._respond(ev.txn_id, self.auth.status, None, [self.auth.challenge_header(stale=who == "stale")])
+                return
+            if who != user:
+                self._respond(ev.txn_id, 403, f"{who} may not register {user}")
+                return
         expires_hdr = msg.header("Expires")
         contact_raw = msg.header("Contact")
         contact = None
@@ -141,50 +222,88 @@ class ReferencePBX:
         caller_na = msg.nameaddr("From") or {}
         caller = _user_of(caller_na.get("uri", "")) or "anonymous"
         callee = _user_of(msg.uri or "")
-        bindings = self.registrar.lookup(callee) if callee else []
-        if not bindings:
-            self._respond(ev.txn_id, 404, f"User {callee or '?'} Not Registered")
+        if not callee:
+            self._respond(ev.txn_id, 484, "Address Incomplete")
             return
+        br = Bridge(caller=caller, callee=callee, a_txn=ev.txn_id, target=callee,
+                    caller_display=caller_na.get("display") or caller, offer=msg.body or b"",
+                    offer_type=msg.header("Content-Type") or "")
+        if callee in self.forward:
+            br.target, br.diverted = self.forward[callee], "unconditional"
+        if br.target in self.dnd:
+            if not self.voicemail_available():
+                self._respond(ev.txn_id, 486, "Busy Here (Do Not Disturb)")
+                return
+            br.target, br.diverted = self.voicemail_user, "do-not-disturb"
+        if not self.registrar.lookup(br.target):
+            self._respond(ev.txn_id, 404, f"User {br.target} Not Registered")
+            return
+        self.calls.append(br)
+        self._by_a_txn[br.a_txn] = br
+        if not self._start_b_leg(br):
+            self._by_a_txn.pop(br.a_txn, None)
+            self._respond(ev.txn_id, 480, "Temporarily Unavailable")
+
+    def _start_b_leg(self, br: Bridge) -> bool:
+        """INVITE br.target; False when it cannot be sent."""
+        bindings = self.registrar.lookup(br.target)
+        if not bindings:
+            return False
         b = bindings[0]
-        br = Bridge(caller=caller, callee=callee, a_txn=ev.txn_id)
-        display = caller_na.get("display") or caller
         headers = [
-            ("From", f"\"{display}\" <sip:{caller}@{self.domain}>;tag={secrets.token_hex(6)}"),
-            ("To", f"<sip:{callee}@{self.domain}>"),
+            ("From", f"\"{br.caller_display}\" <sip:{br.caller}@{self.domain}>;tag={secrets.token_hex(6)}"),
+            ("To", f"<sip:{br.callee}@{self.domain}>"),
             ("Call-ID", secrets.token_hex(10)),
             ("CSeq", "1 INVITE"),
             ("Contact", f"<{self.contact}>"),
         ]
-        ctype = msg.header("Content-Type")
-        if msg.body and ctype:
-            headers.append(("Content-Type", ctype))
+        if br.diverted:
+            headers.append(("Diversion", f"<sip:{br.callee}@{self.domain}>;reason={br.diverted};counter=1"))
+        if br.offer and br.offer_type:
+            headers.append(("Content-Type", br.offer_type))
         try:
-            br.b_txn = self.engine.core.request(self.transport_id, b.host, b.port, "INVITE", b.contact, headers,
-                                                msg.body or b"")
+            txn = self.engine.core.request(self.transport_id, b.host, b.port, "INVITE", b.contact, headers, br.offer)
         except Exception as exc:
-            log.warning("cannot call %s at %s: %s", callee, b.contact, exc)
-            self._respond(ev.txn_id, 480, "Temporarily Unavailable")
-            return
-        self.calls.append(br)
-        self._by_a_txn[br.a_txn] = br
-        self._by_b_txn[br.b_txn] = br
+            log.warning("cannot call %s at %s: %s", br.target, b.contact, exc)
+            return False
+        br.b_txn, br.b_dialog = txn, 0
+        br.history.append(f"B INVITE {br.target}")
+        self._by_b_txn[txn] = br
+        if br.target != self.voicemail_user and self.no_answer_timeout > 0:
+            self.engine.call_later(self.no_answer_timeout, lambda: self._no_answer(br, txn))
+        return True
+
+    def _no_answer(self, br: Bridge, txn: int) -> None:
+        with self._lock:
+            if br.b_txn != txn or br.answered or br.ended or not self.voicemail_available():
+                return
+            br.forward_after_cancel = "no-answer"
+            br.history.append("B no answer: CANCEL")
+            try:
+                self.engine.core.cancel(txn)
+            except Exception as exc:
+                log.debug("cancel for no-answer failed: %s", exc)
+
+    def _forward_to_voicemail(self, br: Bridge, reason: str) -> bool:
+        """Ring the voicemail user instead of the current target; False if there is none to ring."""
+        if br.ended or br.target == self.voicemail_user or not self.voicemail_available():
+            return False
+        br.target, br.diverted, br.forward_after_cancel = self.voicemail_user, reason, ""
+        return self._start_b_leg(br)
 
     def _on_response(self, ev: CoreEvent) -> None:
-        br = self._by_b_txn.get(ev.txn_id)
         msg = ev.message
-        cseq = msg.cseq()
-        method = cseq[1] if cseq else ""
+        method = _cseq_method(msg)
+        if ev.txn_id in self._relays:
+            self._relay_response(ev)
+            return
+        br = self._by_b_txn.get(ev.txn_id)
         if br is None or method != "INVITE":
             return
         br.history.append(f"B {ev.status}")
         if ev.status == 100:
             return
-        headers = [("Contact", f"<{self.contact}>")]
-        ctype = msg.header("Content-Type")
-        body = msg.body or b""
-        if body and ctype:
-            headers.append(("Content-Type", ctype))
-        if ev.dialog_id and not br.b_dialog:
+        if ev.dialog_id and not br.b_dialog and ev.status < 300:
             br.b_dialog = ev.dialog_id
             self._by_dialog[ev.dialog_id] = (br, "B")
         if br.ended:
@@ -192,6 +311,28 @@ class ReferencePBX:
             if 200 <= ev.status < 300 and ev.dialog_id:
                 self._safe_bye(ev.dialog_id)
             return
+        if ev.status >= 300:
+            self._by_b_txn.pop(ev.txn_id, None)
+            if br.b_dialog:
+                self._by_dialog.pop(br.b_dialog, None)
+                br.b_dialog = 0
+            reason = br.forward_after_cancel or FORWARD_ON.get(ev.status, "")
+            if reason and self._forward_to_voicemail(br, reason):
+                return
+        elif br.forward_after_cancel:
+            if 200 <= ev.status < 300:  # answered just as we gave up: keep the call
+                br.forward_after_cancel = ""
+            else:
+                return
+        self._relay_to_a(br, ev)
+
+    def _relay_to_a(self, br: Bridge, ev: CoreEvent) -> None:
+        msg = ev.message
+        headers = [("Contact", f"<{self.contact}>")]
+        ctype = msg.header("Content-Type")
+        body = msg.body or b""
+        if body and ctype:
+            headers.append(("Content-Type", ctype))
         did = self._respond(br.a_txn, ev.status, msg.reason, headers, body)
         if did and not br.a_dialog:
             br.a_dialog = did
@@ -202,7 +343,6 @@ class ReferencePBX:
             self._by_a_txn.pop(br.a_txn, None)
         elif ev.status >= 300:
             br.ended = True
-            self._by_b_txn.pop(ev.txn_id, None)
             self._by_a_txn.pop(br.a_txn, None)
 
     def _on_cancelled(self, ev: CoreEvent) -> None:
@@ -217,8 +357,14 @@ class ReferencePBX:
             log.debug("cancel of B leg failed: %s", exc)
 
     def _on_timeout(self, ev: CoreEvent) -> None:
+        relayed = self._relays.pop(ev.txn_id, None)
+        if relayed is not None:
+            self._respond(relayed, 408, "Request Timeout")
+            return
         br = self._by_b_txn.pop(ev.txn_id, None)
         if br is not None and not br.ended:
+            if self._forward_to_voicemail(br, "no-answer"):
+                return
             br.ended = True
             self._respond(br.a_txn, 408, "Request Timeout")
 
@@ -241,12 +387,74 @@ class ReferencePBX:
             self._by_dialog.pop(other, None)
             self._safe_bye(other)
 
+    # -- relaying other requests ------------------------------------------------------------
+    @staticmethod
+    def _copied_headers(msg: object) -> list[tuple[str, str]]:
+        out = []
+        for name in _COPY:
+            v = msg.header(name)  # type: ignore[attr-defined]
+            if v is not None:
+                out.append((name, v))
+        return out
+
     def _relay_in_dialog(self, ev: CoreEvent) -> None:
-        """Requests inside a call other than BYE (INFO, re-INVITE, ...): answered locally in this first cut."""
+        """A request inside a call (re-INVITE, UPDATE, INFO, MESSAGE, NOTIFY, REFER): sent on the other leg."""
         msg = ev.message
-        if msg.method == "INVITE":
-            entry = self._by_dialog.get(ev.dialog_id)
-            if entry is not None:
-                self._respond(ev.txn_id, 488, "Not Acceptable Here")
-                return
-        self._respond(ev.txn_id, 200)
+        entry = self._by_dialog.get(ev.dialog_id)
+        if entry is None:
+            self._respond(ev.txn_id, 481, "Call/Transaction Does Not Exist")
+            return
+        br, side = entry
+        other = br.b_dialog if side == "A" else br.a_dialog
+        if not other:
+            self._respond(ev.txn_id, 491 if msg.method in ("INVITE", "UPDATE") else 500, "Other Leg Not Ready")
+            return
+        headers = self._copied_headers(msg)
+        if msg.method in ("INVITE", "UPDATE"):
+            headers.append(("Contact", f"<{self.contact}>"))
+        try:
+            txn = self.engine.core.dialog_request(other, msg.method, headers, msg.body or b"")
+        except (KeyError, ValueError) as exc:
+            log.debug("relay of %s failed: %s", msg.method, exc)
+            self._respond(ev.txn_id, 500, "Relay Failed")
+            return
+        self._relays[txn] = ev.txn_id
+        br.history.append(f"{side} {msg.method} relayed")
+
+    def _relay_out_of_dialog(self, ev: CoreEvent) -> None:
+        """MESSAGE, NOTIFY, INFO, OPTIONS for a registered user: a new request from us to their phone."""
+        msg = ev.message
+        user = _user_of(msg.uri or "")
+        bindings = self.registrar.lookup(user) if user else []
+        if not bindings:
+            self._respond(ev.txn_id, 404, f"User {user or '?'} Not Registered")
+            return
+        b = bindings[0]
+        from_na = msg.nameaddr("From") or {}
+        sender = _user_of(from_na.get("uri", "")) or "anonymous"
+        display = from_na.get("display") or sender
+        headers = [
+            ("From", f"\"{display}\" <sip:{sender}@{self.domain}>;tag={secrets.token_hex(6)}"),
+            ("To", f"<sip:{user}@{self.domain}>"),
+            ("Call-ID", secrets.token_hex(10)),
+            ("CSeq", f"1 {msg.method}"),
+            *self._copied_headers(msg),
+        ]
+        try:
+            txn = self.engine.core.request(self.transport_id, b.host, b.port, msg.method, b.contact, headers,
+                                           msg.body or b"")
+        except Exception as exc:
+            log.warning("cannot relay %s to %s: %s", msg.method, user, exc)
+            self._respond(ev.txn_id, 480, "Temporarily Unavailable")
+            return
+        self._relays[txn] = ev.txn_id
+
+    def _relay_response(self, ev: CoreEvent) -> None:
+        if ev.status < 200:
+            return  # provisional responses stay hop by hop
+        orig = self._relays.pop(ev.txn_id)
+        msg = ev.message
+        headers = self._copied_headers(msg)
+        if _cseq_method(msg) in ("INVITE", "UPDATE"):
+            headers.append(("Contact", f"<{self.contact}>"))
+        self._respond(orig, ev.status, msg.reason, headers, msg.body or b"")

@@ -1,0 +1,184 @@
+"""Device models differ on the wire: what each one sends, seen by a raw UDP socket standing in for the PBX."""
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from typing import Optional
+
+import pytest
+
+from pysiptest import Engine, Phone, find_device, parse
+from pysiptest.voicemail import VoicemailService
+
+
+class RawPeer:
+    """A bare UDP socket that sends hand-written SIP and returns what arrives, parsed."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def recv(self, timeout: float = 3.0, want: Optional[str] = None):  # -> pysiptest.Message
+        """The next message (a request of method want, or a response whose CSeq method is want)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except socket.timeout:
+                break
+            msg = parse(data)
+            kind = msg.method if msg.method else f"{msg.status} {msg.cseq[1] if msg.cseq else ''}"
+            if want is None or want == kind or (msg.method is None and want == str(msg.status)) or \
+                    (msg.method is None and kind.startswith(want)):
+                return msg
+        raise AssertionError(f"nothing ({want or 'any message'}) arrived within {timeout} s")
+
+    def send(self, port: int, text: str) -> None:
+        head, sep, body = text.partition("\n\n")
+        self.sock.sendto((head.replace("\n", "\r\n") + "\r\n\r\n" + body).encode(), ("127.0.0.1", port))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw() -> Iterator[RawPeer]:
+    peer = RawPeer()
+    try:
+        yield peer
+    finally:
+        peer.close()
+
+
+def invite(peer: RawPeer, to_port: int, body: str, extra: str = "", call_id: Optional[str] = None) -> str:
+    """An INVITE from the raw peer to a phone listening on to_port."""
+    body = body.replace("\n", "\r\n")
+    return (f"INVITE sip:bob@127.0.0.1:{to_port} SIP/2.0\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bK{secrets.token_hex(6)}\n"
+            f"From: <sip:alice@127.0.0.1>;tag={secrets.token_hex(4)}\n"
+            f"To: <sip:bob@127.0.0.1>\n"
+            f"Call-ID: {call_id or secrets.token_hex(8)}\n"
+            f"CSeq: 1 INVITE\n"
+            f"Contact: <sip:alice@127.0.0.1:{peer.port}>\n"
+            f"Max-Forwards: 70\n{extra}"
+            f"Content-Type: application/sdp\n"
+            f"Content-Length: {len(body)}\n\n") + body
+
+
+def sdp_offer(port: int, video: bool = False) -> str:
+    s = ("v=0\no=peer 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n"
+         f"m=audio {port} RTP/AVP 0 8\na=rtpmap:0 PCMU/8000\na=rtpmap:8 PCMA/8000\na=ptime:20\n")
+    if video:
+        s += f"m=video {port + 2} RTP/AVP 96\na=rtpmap:96 H264/90000\n"
+    return s
+
+
+def phone_for(engine: Engine, raw: RawPeer, model: str, user: str = "bob") -> Phone:
+    return Phone(user, find_device(model)(), engine=engine, proxy=("127.0.0.1", raw.port))
+
+
+# -- what each model offers when it calls -----------------------------------------------------
+@pytest.mark.parametrize("model, supported, absent, audio_fmts, video", [
+    ("Squirrel350", ["100rel", "timer"], [], "0 8", False),
+    ("Chipmunk5000", ["replaces"], ["100rel", "timer"], "8 0", False),
+    ("OtterSoft", ["replaces"], ["100rel"], "0 8", True),
+    ("HeronBase", [], ["100rel", "timer"], "8", False),
+])
+def test_outgoing_invite_carries_the_models_options_and_codecs(engine: Engine, raw: RawPeer, model: str,
+                                                                supported: list[str], absent: list[str],
+                                                                audio_fmts: str, video: bool) -> None:
+    phone = phone_for(engine, raw, model, "alice")
+    phone.call("bob")
+    inv = raw.recv(want="INVITE")
+    assert inv.header("User-Agent") == find_device(model).user_agent
+    tags = [t.strip() for t in (inv.header("Supported") or "").split(",") if t.strip()]
+    for t in supported:
+        assert t in tags, f"{model} should send Supported: {t}, sent {tags}"
+    for t in absent:
+        assert t not in tags, f"{model} must not send Supported: {t}, sent {tags}"
+    body = inv.body.decode()
+    m_audio = next(line for line in body.splitlines() if line.startswith("m=audio"))
+    assert m_audio.split(" ", 3)[3] == audio_fmts
+    assert ("m=video" in body) is video
+
+
+# -- how fast each model rings ----------------------------------------------------------------
+@pytest.mark.parametrize("model, low, high", [
+    ("Chipmunk5000", 0.0, 0.15),
+    ("Squirrel350", 0.15, 0.6),
+    ("HeronBase", 0.9, 1.6),
+])
+def test_180_comes_after_the_models_ring_delay(engine: Engine, raw: RawPeer, model: str, low: float,
+                                               high: float) -> None:
+    phone = phone_for(engine, raw, model)
+    t0 = time.monotonic()
+    raw.send(phone.port, invite(raw, phone.port, sdp_offer(40000)))
+    raw.recv(want="180")
+    took = time.monotonic() - t0
+    assert low <= took <= high, f"{model} sent 180 after {took:.2f} s, expected {low}-{high} s"
+
+
+def test_voicemail_answers_without_ringing(engine: Engine, raw: RawPeer) -> None:
+    phone = phone_for(engine, raw, "Voicemail", "voicemail")
+    raw.send(phone.port, invite(raw, phone.port, sdp_offer(40000)))
+    resp = raw.recv(timeout=3)
+    while resp.status == 100:
+        resp = raw.recv(timeout=3)
+    assert resp.status == 200, f"the voicemail box should answer at once without 180, sent {resp.status}"
+
+
+# -- the softphone refuses video in its answer ------------------------------------------------
+@pytest.mark.parametrize("model, video_line", [("OtterSoft", "m=video 0 "), ("Chipmunk5000", None)])
+def test_answer_to_a_video_offer(engine: Engine, raw: RawPeer, model: str, video_line: Optional[str]) -> None:
+    phone = phone_for(engine, raw, model)
+    raw.send(phone.port, invite(raw, phone.port, sdp_offer(40000, video=True)))
+    phone.wait_for_call(timeout=3).answer()
+    ok = raw.recv(want="200")
+    body = ok.body.decode()
+    audio = next(line for line in body.splitlines() if line.startswith("m=audio"))
+    assert int(audio.split()[1]) > 0
+    if video_line is None:
+        assert "m=video" not in body
+    else:
+        assert video_line in body, f"{model} should refuse video with port 0:\n{body}"
+        assert body.index("m=audio") < body.index("m=video"), "m-lines must keep the offer's order"
+
+
+# -- the voicemail server records and sends MWI -----------------------------------------------
+def test_voicemail_records_the_caller_and_notifies_the_owner(engine: Engine, raw: RawPeer) -> None:
+    box = VoicemailService(phone_for(engine, raw, "Voicemail", "voicemail")).start()
+    media_id, media_port = engine.media.open("127.0.0.1", 0)
+    try:
+        call_id = secrets.token_hex(8)
+        raw.send(box.phone.port, invite(raw, box.phone.port, sdp_offer(media_port), call_id=call_id,
+                                        extra="Diversion: <sip:bob@127.0.0.1>;reason=user-busy;counter=1\n"))
+        ok = raw.recv(want="200")
+        answer_port = int(next(line for line in ok.body.decode().splitlines() if line.startswith("m=audio")).split()[1])
+        to = ok.header("To")
+        from_ = ok.header("From")
+        engine.media.start(media_id, "127.0.0.1", answer_port, payload_type=0, source="tone", tone_hz=440.0)
+        raw.send(box.phone.port, f"ACK sip:voicemail@127.0.0.1:{box.phone.port} SIP/2.0\n"
+                 f"Via: SIP/2.0/UDP 127.0.0.1:{raw.port};branch=z9hG4bK{secrets.token_hex(6)}\n"
+                 f"From: {from_}\nTo: {to}\nCall-ID: {call_id}\nCSeq: 1 ACK\nMax-Forwards: 70\n"
+                 f"Content-Length: 0\n\n")
+        time.sleep(1.0)
+        raw.send(box.phone.port, f"BYE sip:voicemail@127.0.0.1:{box.phone.port} SIP/2.0\n"
+                 f"Via: SIP/2.0/UDP 127.0.0.1:{raw.port};branch=z9hG4bK{secrets.token_hex(6)}\n"
+                 f"From: {from_}\nTo: {to}\nCall-ID: {call_id}\nCSeq: 2 BYE\nMax-Forwards: 70\n"
+                 f"Content-Length: 0\n\n")
+        notify = raw.recv(want="NOTIFY", timeout=5)
+    finally:
+        engine.media.close_stream(media_id)
+    assert notify.uri.startswith("sip:bob@")
+    assert notify.header("Event") == "message-summary"
+    assert notify.header("Content-Type") == "application/simple-message-summary"
+    assert b"Messages-Waiting: yes" in notify.body and b"Voice-Message: 1/0" in notify.body
+    (msg,) = box.messages("bob")
+    assert msg.caller == "alice" and msg.reason == "user-busy" and msg.payload_type == 0
+    assert 40 <= msg.rx_packets <= 60, msg  # 1 s of 20 ms packets
+    assert 0.8 <= msg.duration <= 1.2, msg
+    box.stop()
