@@ -1,8 +1,9 @@
-"""A minimal SDP (RFC 8866) offer/answer for one audio stream (RFC 3264).
+"""SDP (RFC 8866) and the RFC 3264 offer/answer model.
 
-The full model (several streams, direction, crypto) grows here; this first cut
-builds an offer, parses the audio line and connection address of a peer's SDP,
-and picks the answer's codec.
+``parse``/``serialize`` and the model (``SessionDescription``, ``MediaDescription``, ``Crypto``) live in
+``model.py``; ``make_offer``, ``make_answer``, ``hold_offer`` and ``negotiated`` in ``offer_answer.py``.
+The small helpers below (``build``, ``parse_audio``, ``choose_codec``) are the one-audio-stream shortcuts
+the engine's fast path and older callers use.
 """
 from __future__ import annotations
 
@@ -10,13 +11,35 @@ import ipaddress
 import time
 from dataclasses import dataclass, field
 
-from pysiptest.errors import PySipTestError
+from pysiptest.sdp.model import (
+    CRYPTO_SUITES,
+    DIRECTIONS,
+    Connection,
+    Crypto,
+    MediaDescription,
+    Origin,
+    SdpError,
+    SessionDescription,
+    parse,
+    serialize,
+)
+from pysiptest.sdp.offer_answer import (
+    AudioSession,
+    Capabilities,
+    hold_offer,
+    make_answer,
+    make_offer,
+    negotiated,
+    new_key,
+)
+
+__all__ = [
+    "CRYPTO_SUITES", "DIRECTIONS", "AudioOffer", "AudioSession", "Capabilities", "Connection", "Crypto",
+    "MediaDescription", "Origin", "SdpError", "SessionDescription", "build", "choose_codec", "hold_offer",
+    "make_answer", "make_offer", "negotiated", "new_key", "parse", "parse_audio", "serialize",
+]
 
 RTPMAP = {0: "PCMU/8000", 8: "PCMA/8000", 101: "telephone-event/8000"}
-
-
-class SdpError(PySipTestError, ValueError):
-    """Malformed SDP; the message names the line."""
 
 
 @dataclass(frozen=True)
