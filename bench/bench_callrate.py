@@ -14,6 +14,7 @@ pysiptest load the in-process figure of the run alone is shown in brackets).  TL
 SIPp has no TLS).
 
     .venv/bin/python bench/bench_callrate.py [--cap SECONDS] [--transports udp,tcp,tls] [--step-seconds S]
+        [--pairs sipp-sipp,sipp-pysip,pysip-pysip]
 """
 from __future__ import annotations
 
@@ -132,7 +133,7 @@ def pysip_caller(transport: str, port: int, rate: int, calls: int, work: Path) -
     argv = [PY, "-m", "pysiptest", "load", "--target", f"{HOST}:{port}", "--rate", str(rate), "--calls",
             str(calls), "--transport", transport, "--json", str(out), "--quiet"]
     if transport == "tls":
-        argv = [PY, str(Path(__file__).resolve()), "--tls-load", f"{port},{rate},{calls},{out},{work}"]
+        argv += ["--cert", str(work / "cert.pem"), "--key", str(work / "key.pem"), "--no-verify"]
     rc, cpu = run_child(argv, work / f"load-{transport}-{rate}.log", 90)
     try:
         d = json.loads(out.read_text())
@@ -141,26 +142,6 @@ def pysip_caller(transport: str, port: int, rate: int, calls: int, work: Path) -
     ok = d["completed"] == calls and d["failed"] == 0 and d["retransmissions"] == 0
     why = "" if ok else f"{d['failed']} failed {d['failures']}, {d['retransmissions']} retransmissions"
     return ok, why, cpu, d["call_rate"], d["cpu_s"]
-
-
-def tls_load(spec: str) -> int:
-    """Child mode for TLS: a load run with a TlsConfig (the CLI has no TLS options for load)."""
-    from pysiptest.engine import Engine
-    from pysiptest.load import run_load
-    from pysiptest.transport import TlsConfig
-
-    port, rate, calls, out, work = spec.split(",")
-    with Engine() as eng:
-        tid, _ = eng.listen_tls(HOST, 0, _Null(), TlsConfig(cert=f"{work}/cert.pem", key=f"{work}/key.pem",
-                                                             verify=False))
-        res = run_load(eng, tid, (HOST, int(port)), float(rate), int(calls))
-    Path(out).write_text(res.to_json())
-    return 0
-
-
-class _Null:
-    def _on_core_event(self, ev: object) -> None:
-        pass
 
 
 def search(pair: str, transport: str, work: Path, deadline: float, step_s: float) -> list[Step]:
@@ -181,7 +162,8 @@ def search(pair: str, transport: str, work: Path, deadline: float, step_s: float
             time.sleep(0.3)  # let the answerer finish its last BYE
             steps.append(Step(rate, calls, ok, why, cpu, run_cpu, ans.cpu() - c0, achieved))
             print(f"  {pair:12} {transport}: {rate:6} cps x {calls:6} calls: "
-                  f"{'ok' if ok else 'FAIL ' + why}  (achieved {achieved:.0f}/s)", flush=True)
+                  f"{'ok' if ok else 'FAIL ' + why}  (achieved {achieved:.0f}/s, answerer "
+                  f"{steps[-1].callee_cpu / calls * 1000:.3f} CPU s/1k)", flush=True)
             if not ok:
                 break
             time.sleep(0.5)
@@ -201,10 +183,9 @@ def main() -> int:
     ap.add_argument("--cap", type=float, default=300.0, help="overall time cap in seconds (default 300)")
     ap.add_argument("--transports", default="udp,tcp,tls")
     ap.add_argument("--step-seconds", type=float, default=2.0, help="length of one rate step (default 2 s)")
-    ap.add_argument("--tls-load", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--pairs", default="sipp-sipp,sipp-pysip,pysip-pysip",
+                    help="caller-answerer pairs to run (default all three)")
     args = ap.parse_args()
-    if args.tls_load:
-        return tls_load(args.tls_load)
     if shutil.which("sipp") is None:
         print("sipp is not installed: only pysiptest pairs will run", file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="bench-callrate-"))
@@ -214,7 +195,7 @@ def main() -> int:
     for t in args.transports.split(","):
         pairs = ["pysip-pysip"] if t == "tls" or shutil.which("sipp") is None else \
             ["sipp-sipp", "sipp-pysip", "pysip-pysip"]
-        plan += [(p, t) for p in pairs]
+        plan += [(p, t) for p in pairs if p in args.pairs.split(",")]
     t_end = time.monotonic() + args.cap
     results: dict[tuple[str, str], list[Step]] = {}
     for i, (pair, t) in enumerate(plan):

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Union
 from pysiptest import sdp
 from pysiptest.engine import Engine
 from pysiptest.events import CoreEvent
-from pysiptest.transport import check_transport
+from pysiptest.transport import TlsConfig, check_transport
 
 
 @dataclass(frozen=True)
@@ -108,11 +108,12 @@ def run_load(engine: Engine, transport: Union[str, int], target: Union[str, tupl
              calls: int, concurrency: int = 0, hold: float = 0.0, *, host: str = "127.0.0.1", port: int = 0,
              user: str = "load", callee: str = "%n", timeout: Optional[float] = None,
              progress: Optional[Callable[[dict[str, Any]], None]] = None,
-             progress_interval: float = 1.0) -> LoadResult:
+             progress_interval: float = 1.0, tls: Optional[TlsConfig] = None) -> LoadResult:
     """Place ``calls`` calls at ``rate`` calls/s (at most ``concurrency`` at once, 0 = no limit) to ``target``
     ("HOST:PORT" or (host, port)), each hung up ``hold`` seconds after the answer; wait for them all.
 
-    ``transport`` is a transport id of ``engine`` or "udp"/"tcp"/"tls" (then one is opened on ``host``:``port``).
+    ``transport`` is a transport id of ``engine`` or "udp"/"tcp"/"tls" (then one is opened on ``host``:``port``,
+    for "tls" with the certificate settings ``tls``; without them the server is verified against the system store).
     ``callee`` is the Request-URI user ("%n" = the call number).  ``progress`` gets ``load_stats()`` every
     ``progress_interval`` seconds.  ``timeout`` (default: the run's length + hold + 40 s) bounds the wait.
     """
@@ -127,7 +128,9 @@ def run_load(engine: Engine, transport: Union[str, int], target: Union[str, tupl
     dhost, dport = _parse_target(target)
     if isinstance(transport, str):
         kind = check_transport(transport)
-        tid, bound = engine.listen(kind, host, port, _Sink())
+        if tls is not None and kind != "tls":
+            raise ValueError(f"TLS settings given for a {kind} load run")
+        tid, bound = engine.listen(kind, host, port, _Sink(), tls=tls)
     else:
         kind, tid, bound = "udp", int(transport), port
     h = f"[{dhost}]" if ":" in dhost else dhost

@@ -5,7 +5,9 @@ unprivileged options only, in a fresh temporary working directory, listening
 on UDP and TCP on one ``host:port`` (a free port unless given). JSON-RPC is
 answered over HTTP on the same TCP port at ``/RPC``; :meth:`Kamailio.rpc`
 calls it and :meth:`Kamailio.set_dnd` uses it to keep DND state in the
-``dnd`` htable.
+``dnd`` htable. Given a certificate and key (``tls_cert``/``tls_key``), it
+also listens for TLS on ``tls_port`` (tls.so, with a ``tls.cfg`` written in
+the working directory).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from ._proc import ManagedProcess, free_port
 from .base import SystemUnderTest
 
-__all__ = ["Kamailio", "KamailioError", "KamailioRpcError", "DEFAULT_CONFIG"]
+__all__ = ["Kamailio", "RunningKamailio", "KamailioError", "KamailioRpcError", "DEFAULT_CONFIG"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,15 @@ class Kamailio(SystemUnderTest):
         ready_timeout: seconds to wait for the first OPTIONS to be answered.
         keep_workdir: keep the temp working dir (with ``kamailio.log``) after stop.
         shm_mb, pkg_mb: shared and private memory sizes (``-m`` and ``-M``).
+        users: ``{user: password}`` for digest authentication, kept in a db_text
+            database in the working dir.
+        auth: challenge REGISTER (401) and calls from local users (407); default
+            on when ``users`` are given, off otherwise.
+        auth_algorithm: digest algorithm Kamailio offers (``SHA-256`` default, or ``MD5``).
+        tls_cert, tls_key: PEM certificate (chain) and key to serve TLS with; when given,
+            Kamailio also listens for TLS (``sips:``) on ``tls_port``. As a TLS client
+            (relaying to a phone's TLS contact) it does not verify the phone's certificate.
+        tls_port: TLS port; ``None`` picks a free one at start.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -89,8 +100,20 @@ class Kamailio(SystemUnderTest):
     def __init__(self, host: str = "127.0.0.1", port: int | None = None,
                  domain: str | None = None, *, config: str | Path | None = None,
                  binary: str = "kamailio", log_level: int = 2, ready_timeout: float = 10.0,
-                 keep_workdir: bool = False, shm_mb: int = 16, pkg_mb: int = 4) -> None:
+                 keep_workdir: bool = False, shm_mb: int = 16, pkg_mb: int = 4,
+                 users: dict[str, str] | None = None, auth: bool | None = None,
+                 auth_algorithm: str = "SHA-256", tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None, tls_port: int | None = None) -> None:
         self.host = host.strip("[]")
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("Kamailio TLS needs both tls_cert and tls_key")
+        self.tls_cert = Path(tls_cert).resolve() if tls_cert is not None else None
+        self.tls_key = Path(tls_key).resolve() if tls_key is not None else None
+        self._fixed_tls_port = tls_port
+        self.tls_port = tls_port if tls_port is not None else 0
+        self.users = dict(users or {})
+        self.auth = bool(self.users) if auth is None else auth
+        self.auth_algorithm = auth_algorithm
         self._fixed_port = port
         self.port = port if port is not None else 0
         self._bracketed = f"[{self.host}]" if _is_ipv6(self.host) else self.host
@@ -117,6 +140,18 @@ class Kamailio(SystemUnderTest):
         """True while our kamailio process runs."""
         return self._proc is not None and self._proc.alive()
 
+    @property
+    def tls(self) -> bool:
+        """True when Kamailio serves TLS too (a certificate and key were given)."""
+        return self.tls_cert is not None
+
+    @property
+    def tls_target(self) -> str:
+        """``host:port`` of the TLS listener (IPv6 hosts in brackets)."""
+        if not self.tls:
+            raise KamailioError("this Kamailio has no TLS listener: give tls_cert and tls_key")
+        return f"{self._bracketed}:{self.tls_port}"
+
     def command(self) -> list[str]:
         """The kamailio command line for the current port and working dir."""
         if self.workdir is None:
@@ -130,6 +165,12 @@ class Kamailio(SystemUnderTest):
             # Only a real domain becomes an alias: an IP alias would match
             # every port on that IP, local UAs' contacts included.
             defines.append(f"SIP_DOMAIN={self.domain}")
+        if self.auth:
+            defines += ["WITH_AUTH", f'AUTH_DB_URL="text://{self.workdir / "db"}"',
+                        f'AUTH_ALGORITHM="{self.auth_algorithm}"']
+        if self.tls:
+            defines += ["WITH_TLS", f"TLS_PORT={self.tls_port}",
+                        f'TLS_CONFIG="{self.workdir / "tls.cfg"}"']
         return [
             exe, "-f", str(self.config),
             *(arg for define in defines for arg in ("-A", define)),
@@ -161,6 +202,8 @@ class Kamailio(SystemUnderTest):
         for attempt in range(1, attempts + 1):
             if self._fixed_port is None:
                 self.port = free_port(self.host)
+            if self.tls and self._fixed_tls_port is None:
+                self.tls_port = free_port(self.host, udp=False)
             try:
                 self._launch()
                 return
@@ -172,6 +215,10 @@ class Kamailio(SystemUnderTest):
 
     def _launch(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="pysiptest-kamailio-"))
+        if self.auth:
+            self._write_users()
+        if self.tls:
+            self._write_tls_config()
         argv = self.command()
         log.info("starting kamailio: %s", " ".join(argv))
         proc = ManagedProcess(argv, self.workdir / "kamailio.log", cwd=self.workdir)
@@ -184,6 +231,46 @@ class Kamailio(SystemUnderTest):
             self.stop()
             raise
         log.info("kamailio pid %d ready on %s", proc.pid, self.target)
+
+    def _write_users(self) -> None:
+        """The db_text database of auth_db: a ``version`` table and ``subscriber`` with plain passwords
+        (``calculate_ha1``: Kamailio hashes them with the configured algorithm)."""
+        assert self.workdir is not None
+        db = self.workdir / "db"
+        db.mkdir()
+
+        def esc(v: str) -> str:
+            if any(c in v for c in "\r\n\0"):
+                raise KamailioError(f"user or password {v!r} has a line break or NUL")
+            return v.replace("\\", "\\\\").replace(":", "\\:")
+
+        (db / "version").write_text("id(int,auto) table_name(string) table_version(int) \n"
+                                    "0:version:1\n1:subscriber:7\n")
+        rows = "".join(f"{i}:{esc(u)}:{esc(self.domain)}:{esc(p)}\n"
+                       for i, (u, p) in enumerate(self.users.items(), 1))
+        (db / "subscriber").write_text("id(int,auto) username(string) domain(string) password(string) \n" + rows)
+
+    def _write_tls_config(self) -> None:
+        """tls.cfg of the tls module: our certificate as server; as client no verification (lab use:
+        the phones' certificates are the test's own), TLS 1.2 or later both ways."""
+        assert self.workdir is not None and self.tls_cert is not None and self.tls_key is not None
+        for path in (self.tls_cert, self.tls_key):
+            if not path.is_file():
+                raise KamailioError(f"TLS file not found: {path}")
+            if any(c in str(path) for c in "\r\n#[]="):
+                raise KamailioError(f"TLS file path {str(path)!r} cannot go into tls.cfg")
+        (self.workdir / "tls.cfg").write_text(
+            "[server:default]\n"
+            "method = TLSv1.2+\n"
+            "verify_certificate = no\n"
+            "require_certificate = no\n"
+            f"certificate = {self.tls_cert}\n"
+            f"private_key = {self.tls_key}\n"
+            "\n"
+            "[client:default]\n"
+            "method = TLSv1.2+\n"
+            "verify_certificate = no\n"
+            "require_certificate = no\n")
 
     def _wait_ready(self) -> None:
         assert self._proc is not None
@@ -309,6 +396,16 @@ class Kamailio(SystemUnderTest):
             if self.dnd(user):
                 raise
 
+    def set_forward(self, user: str, target: str | None) -> None:
+        """Forward every call for ``user`` to ``target``: the ``fwd`` htable entry (absent = off)."""
+        if target:
+            self.rpc("htable.sets", "fwd", user, target)
+            return
+        try:
+            self.rpc("htable.delete", "fwd", user)
+        except KamailioRpcError:
+            pass
+
     def dnd(self, user: str) -> bool:
         """True when ``user`` has DND on in the ``dnd`` htable."""
         try:
@@ -316,3 +413,17 @@ class Kamailio(SystemUnderTest):
         except KamailioRpcError:
             return False
         return bool(answer.get("result", {}).get("item", {}).get("value"))
+
+
+class RunningKamailio(Kamailio):
+    """A Kamailio started by someone else from this repo's config, at ``host:port``: pysiptest only
+    talks to it (SIP, and JSON-RPC for DND and forwarding) and never starts or stops it."""
+
+    def __init__(self, host: str, port: int, domain: str | None = None) -> None:
+        super().__init__(host, port, domain)
+
+    def start(self) -> None:
+        """Nothing to start: it runs already."""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Nothing to stop: it is not ours."""
