@@ -1,4 +1,5 @@
-"""Resending a phone's request after 401/407 (digest authentication) or 423 (Interval Too Brief).
+"""Resending a phone's request after 401/407 (digest authentication), 423 (Interval Too Brief) or 422
+(Session Interval Too Small: an INVITE goes again with the Min-SE as its Session-Expires, RFC 4028 7.4).
 
 A phone remembers each request it may have to send again (method, Request-URI, headers, body, dialog).
 When the final response is 401 or 407 the request goes again with Authorization / Proxy-Authorization,
@@ -62,7 +63,7 @@ class RequestRetrier:
         then not the outcome)."""
         rec = self._reqs.pop(ev.txn_id, None)
         msg = ev.message
-        if ev.status not in (401, 407, 423) or msg is None:
+        if ev.status not in (401, 407, 422, 423) or msg is None:
             return False
         if rec is None:
             rec = self._implicit(ev)
@@ -74,6 +75,8 @@ class RequestRetrier:
         try:
             if ev.status == 423:
                 ok = self._min_expires(rec, msg)
+            elif ev.status == 422:
+                ok = self._min_se(rec, msg)
             else:
                 ok = self._authorize(rec, ev.status, msg)
             if not ok:
@@ -124,6 +127,19 @@ class RequestRetrier:
                        (n, re.sub(r";expires=\d+", f";expires={minexp}", v)) if n.lower() in ("contact", "m") else
                        (n, v) for n, v in rec.headers]
         rec.min_expires = minexp
+        return True
+
+    def _min_se(self, rec: OutRequest, msg: Any) -> bool:
+        """422 Session Interval Too Small (RFC 4028 7.4): ask again with the server's Min-SE, once."""
+        if rec.method != "INVITE" or rec.interval_tries >= 1:
+            return False
+        value = (msg.header("Min-SE") or "").split(";")[0].strip()
+        if not value.isdigit():
+            return False
+        minse = int(value)
+        rec.interval_tries += 1
+        rec.headers = [(n, v) for n, v in rec.headers if n.lower() not in ("session-expires", "x", "min-se")]
+        rec.headers += [("Session-Expires", str(minse)), ("Min-SE", str(minse))]
         return True
 
     def _resend(self, old_txn: int, rec: OutRequest) -> bool:
