@@ -17,6 +17,7 @@ from typing import Callable, Optional, Protocol
 
 from pysiptest import _core
 from pysiptest.events import CoreEvent
+from pysiptest.transport import TlsConfig, check_transport
 
 log = logging.getLogger("pysiptest.engine")
 
@@ -52,6 +53,34 @@ class Engine:
         with self._lock:
             self._listeners[tid] = listener
         return tid, bound
+
+    def listen_tcp(self, host: str, port: int, listener: EventListener, idle_timeout: float = 60.0) -> tuple[int, int]:
+        """Open a TCP transport (connections are opened per destination and reused); (transport_id, port)."""
+        tid, bound = self.core.listen_tcp(host, port, idle_timeout)
+        with self._lock:
+            self._listeners[tid] = listener
+        return tid, bound
+
+    def listen_tls(self, host: str, port: int, listener: EventListener, tls: Optional["TlsConfig"] = None,
+                   idle_timeout: float = 60.0) -> tuple[int, int]:
+        """Open a TLS transport with these settings (default: verify peers against the system store)."""
+        cfg = tls or TlsConfig()
+        if not cfg.verify:
+            log.warning("TLS peer verification is OFF for %s:%s (verify=False): lab use only", host, port)
+        tid, bound = self.core.listen_tls(host, port, idle_timeout, **cfg.core_kwargs())
+        with self._lock:
+            self._listeners[tid] = listener
+        return tid, bound
+
+    def listen(self, transport: str, host: str, port: int, listener: EventListener,
+               tls: Optional["TlsConfig"] = None) -> tuple[int, int]:
+        """Open a transport of this kind ("udp", "tcp", "tls"); returns (transport_id, bound_port)."""
+        kind = check_transport(transport)
+        if kind == "tcp":
+            return self.listen_tcp(host, port, listener)
+        if kind == "tls":
+            return self.listen_tls(host, port, listener, tls)
+        return self.listen_udp(host, port, listener)
 
     # -- scheduling ---------------------------------------------------------------------
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:

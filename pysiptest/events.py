@@ -149,3 +149,133 @@ class MalformedMessage(Event):
 
     def describe(self) -> str:
         return f"MalformedMessage({self.reason})"
+
+
+# -- subscriptions, transfer, messages (pysiptest/subscription.py, transfer.py, services.py) ----------------
+@dataclass(frozen=True)
+class NotifyReceived(Event):
+    """A NOTIFY arrived (and was answered 200). ``subscription`` is ours when it belongs to one, else None
+    (an unsolicited NOTIFY); ``state`` is the Subscription-State value ("active", "pending", "terminated")."""
+
+    event: str
+    state: str
+    body: bytes = field(repr=False)
+    content_type: str = ""
+    reason: str = ""
+    message: Any = field(default=None, repr=False, compare=False)
+    subscription: Any = field(default=None, repr=False, compare=False)
+
+    def describe(self) -> str:
+        return f"NotifyReceived({self.event} {self.state})"
+
+
+@dataclass(frozen=True)
+class SubscriptionRequested(Event):
+    """A SUBSCRIBE arrived for a package we serve; ``subscription`` (IncomingSubscription) waits for
+    ``accept()`` or ``reject()`` (unless ``phone.on_subscribe`` took it)."""
+
+    subscription: Any = field(repr=False)
+    event: str = ""
+
+    def describe(self) -> str:
+        return f"SubscriptionRequested({self.event})"
+
+
+@dataclass(frozen=True)
+class SubscriptionEnded(Event):
+    """A subscription (ours or one we serve) ended: terminated NOTIFY, refused or timed-out SUBSCRIBE."""
+
+    subscription: Any = field(repr=False)
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"SubscriptionEnded({self.reason})"
+
+
+@dataclass(frozen=True)
+class TransferRequested(Event):
+    """A REFER arrived in ``call``: the phone places a call to ``target`` (with Replaces when attended)."""
+
+    call: "Call" = field(repr=False)
+    target: str = ""
+    replaces: Optional[str] = None
+    new_call: Optional["Call"] = field(default=None, repr=False, compare=False)
+
+    def describe(self) -> str:
+        return f"TransferRequested({self.target}{' attended' if self.replaces else ''})"
+
+
+@dataclass(frozen=True)
+class TransferProgress(Event):
+    """Progress of a transfer as the transferor sees it (the REFER's response, then each sipfrag NOTIFY) or
+    as the transferee reports it; ``final`` once the outcome is known."""
+
+    call: "Call" = field(repr=False)
+    status: int = 0
+    reason: str = ""
+    final: bool = False
+
+    def describe(self) -> str:
+        return f"TransferProgress({self.status} {self.reason}{' final' if self.final else ''})"
+
+
+@dataclass(frozen=True)
+class CallReplaced(Event):
+    """An INVITE with Replaces (RFC 3891) took the place of ``old``; ``new`` was answered, ``old`` BYEd."""
+
+    old: "Call" = field(repr=False)
+    new: "Call" = field(repr=False)
+
+    def describe(self) -> str:
+        return "CallReplaced"
+
+
+@dataclass(frozen=True)
+class MessageReceived(Event):
+    """A MESSAGE (RFC 3428) arrived and was answered 200."""
+
+    sender: str
+    text: str
+    content_type: str = ""
+    message: Any = field(default=None, repr=False, compare=False)
+
+    def describe(self) -> str:
+        return f"MessageReceived(from {self.sender})"
+
+
+@dataclass(frozen=True)
+class InfoReceived(Event):
+    """An INFO (RFC 6086) arrived in ``call``; ``signal``/``duration`` for application/dtmf-relay."""
+
+    call: Optional["Call"] = field(repr=False)
+    content_type: str = ""
+    body: bytes = field(default=b"", repr=False)
+    signal: Optional[str] = None
+    duration: Optional[int] = None
+    message: Any = field(default=None, repr=False, compare=False)
+
+    def describe(self) -> str:
+        return f"InfoReceived({self.content_type}{' ' + self.signal if self.signal else ''})"
+
+
+@dataclass(frozen=True)
+class Redirected(Event):
+    """Our INVITE got a 3xx and went again to ``target`` (RFC 3261 8.1.3.4)."""
+
+    call: "Call" = field(repr=False)
+    status: int = 302
+    target: str = ""
+
+    def describe(self) -> str:
+        return f"Redirected({self.status} -> {self.target})"
+
+
+@dataclass(frozen=True)
+class ForkDropped(Event):
+    """Another branch of our forked INVITE answered too (To tag ``to_tag``): ACKed and ended with BYE."""
+
+    call: "Call" = field(repr=False)
+    to_tag: str = ""
+
+    def describe(self) -> str:
+        return f"ForkDropped({self.to_tag})"

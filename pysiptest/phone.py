@@ -5,16 +5,25 @@ import logging
 import secrets
 import threading
 import time
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
-from pysiptest import sdp
+from pysiptest import sdp, session_timer
 from pysiptest._uri import hostport as _hostport
 from pysiptest._uri import uri_host as _uri_host
+from pysiptest._retry import RequestRetrier
 from pysiptest._uri import uri_user as _uri_user
+from pysiptest.auth import ClientAuth, Credentials
 from pysiptest.call import Call
 from pysiptest.device import Device
 from pysiptest.engine import Engine, default_engine
+from pysiptest.transport import TlsConfig, check_transport, uri_params, uri_scheme
 from pysiptest.errors import ExpectationError
+from pysiptest.registration import Registration
+from pysiptest import eventpkg
+from pysiptest.services import KINDS as SERVICE_KINDS
+from pysiptest.services import IncomingRequest, PhoneServices
+from pysiptest.subscription import IncomingSubscription, Publication, Subscription
+from pysiptest.summary import CallSummary
 from pysiptest.events import (
     Answered,
     CallEnded,
@@ -32,7 +41,7 @@ from pysiptest.events import (
 
 log = logging.getLogger("pysiptest.phone")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, NOTIFY, UPDATE"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, NOTIFY, UPDATE, PRACK, SUBSCRIBE, REFER"
 EventTypes = Union[type[Event], tuple[type[Event], ...]]
 
 
@@ -40,12 +49,16 @@ class Phone:
     """An emulated phone.
 
     ``proxy`` is the (host, port) every request goes to (the PBX or proxy under test); ``domain`` is the
-    domain of the phone's address of record (default: the proxy's host).
+    domain of the phone's address of record (default: the proxy's host). ``transport`` is "udp", "tcp" or
+    "tls" (then ``tls`` holds the certificate settings, and the Contact is a ``sips:`` URI).
     """
 
     def __init__(self, user: str, device: Optional[Device] = None, *, engine: Optional[Engine] = None,
                  host: str = "127.0.0.1", port: int = 0, proxy: Optional[tuple[str, int]] = None,
-                 domain: Optional[str] = None, display_name: Optional[str] = None, name: Optional[str] = None) -> None:
+                 domain: Optional[str] = None, display_name: Optional[str] = None, name: Optional[str] = None,
+                 transport: str = "udp", tls: Optional[TlsConfig] = None, password: Optional[str] = None,
+                 credentials: Union[Credentials, Sequence[Credentials], None] = None,
+                 fast: Optional[bool] = None) -> None:
         if not user or any(c in user for c in " <>@:;\"\r\n"):
             raise ValueError(f"user {user!r} must be a plain SIP user name")
         self.user = user
@@ -56,7 +69,8 @@ class Phone:
         self.host = host
         self.proxy = proxy
         self.domain = _uri_host(domain or (proxy[0] if proxy else host))
-        self.transport_id, self.port = self.engine.listen_udp(host, port, self)
+        self.transport = check_transport(transport)
+        self.transport_id, self.port = self.engine.listen(self.transport, host, port, self, tls=tls)
         self.calls: list[Call] = []
         self._calls_by_txn: dict[int, Call] = {}
         self._calls_by_dialog: dict[int, Call] = {}
@@ -69,6 +83,25 @@ class Phone:
         self._events: list[Event] = []
         self.history: list[tuple[float, Event]] = []
         self.registered = False
+        # digest credentials: password= for this user in any realm, credentials= for several realms/users
+        creds = [credentials] if isinstance(credentials, Credentials) else list(credentials or ())
+        if password is not None:
+            creds.append(Credentials(user, password))
+        self.auth = ClientAuth(creds)
+        self._retry = RequestRetrier(self)  # sends a request again after 401/407/423
+        self._services = PhoneServices(self)  # SUBSCRIBE/NOTIFY, REFER, MESSAGE, INFO, PUBLISH, 3xx, forks
+        #: notifier role: called with each IncomingSubscription (else a SubscriptionRequested event)
+        self.on_subscribe: Optional[Callable[[IncomingSubscription], None]] = None
+        #: how many 3xx responses an INVITE follows (RFC 3261 8.1.3.4)
+        self.max_redirects = 3
+        self.registration = Registration(self)
+        #: calls run by the C fast path, one CallSummary each as they end (``fast=True`` or ``device.fast_path``)
+        self.summaries: list[CallSummary] = []
+        self.fast = self.device.fast_path if fast is None else fast
+        if not self.device.auto_prack:
+            self.engine.core.set_auto_prack(self.transport_id, False)
+        if self.fast:
+            self._hand_to_fast_path()
 
     def __repr__(self) -> str:
         return f"<Phone {self.name} {self.aor} {self.device.model} at {_hostport(self.host, self.port)}>"
@@ -82,7 +115,31 @@ class Phone:
     @property
     def contact_uri(self) -> str:
         """Where this phone is reached."""
-        return f"sip:{self.user}@{_hostport(self.host, self.port)}"
+        return f"{uri_scheme(self.transport)}:{self.user}@{_hostport(self.host, self.port)}{uri_params(self.transport)}"
+
+    def _hand_to_fast_path(self) -> None:
+        """Give the device's routine call behaviour to the signalling thread (engine_fast.c)."""
+        dev = self.device
+        body = sdp.build(self.host, 9, [dev.codecs[0]], ptime=dev.ptime, username=self.user)
+        contact = self._contact_headers()
+        self.engine.core.set_profile(
+            self.transport_id, ring_delay=dev.ring_delay, answer_delay=dev.auto_answer_after, hold=dev.hold_time,
+            summary=True, contact=contact[0][1], body=body,
+            headers=[*contact[1:], ("Server", dev.user_agent)])
+
+    def wait_summaries(self, count: int, timeout: float = 10.0) -> list[CallSummary]:
+        """Wait until ``count`` fast-path calls have ended; their summaries. AssertionError on timeout."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.summaries) >= count, timeout):
+                raise AssertionError(f"{self.name}: {len(self.summaries)} of {count} fast-path calls ended "
+                                     f"within {timeout:g} s")
+            return list(self.summaries)
+
+    def _ev_call_summary(self, ev: CoreEvent) -> None:
+        s = CallSummary.from_info(ev.status, ev.info)
+        with self._cond:
+            self.summaries.append(s)
+            self._cond.notify_all()
 
     def _contact_headers(self) -> list[tuple[str, str]]:
         h = [("Contact", f"<{self.contact_uri}>"), ("Allow", ALLOW)]
@@ -112,6 +169,9 @@ class Phone:
             self._events.append(ev)
             self.history.append((time.time(), ev))
             self._cond.notify_all()
+        services = getattr(self, "_services", None)
+        if services is not None:
+            services.on_posted(ev)  # transfers follow the calls they placed
 
     def _track(self, txn: int, kind: str, obj: Any) -> None:
         self._pending[txn] = (kind, obj)
@@ -155,22 +215,26 @@ class Phone:
             self._events.clear()
 
     # -- registration -----------------------------------------------------------------------
-    def register(self, expires: Optional[int] = None, timeout: float = 5.0) -> Registered:
-        """REGISTER with the proxy and wait for the outcome; AssertionError if it fails."""
+    def register(self, expires: Optional[int] = None, timeout: float = 5.0,
+                 contacts: Optional[Sequence[str]] = None) -> Registered:
+        """REGISTER with the proxy and wait for the outcome; AssertionError if it fails.
+
+        ``contacts`` registers these URIs instead of the phone's own contact.  A 401/407 is answered with the
+        phone's credentials, a 423 retried with Min-Expires; the registration is then refreshed at
+        ``registration.refresh_fraction`` of the granted expiry until :meth:`unregister`.
+        """
         exp = self.device.register_expires if expires is None else expires
+        return self._register_wait(exp, Registration.contact_list(self, contacts), False, timeout)
+
+    def unregister(self, timeout: float = 5.0, all_contacts: bool = False) -> None:
+        """REGISTER with Expires: 0 for our contacts, or ``Contact: *`` (every contact of the AOR)."""
+        self.registration.stop_refresh()
+        contacts = self.registration.contacts or Registration.contact_list(self, None)
+        self._register_wait(0, contacts, all_contacts, timeout)
+
+    def _register_wait(self, exp: int, contacts: Sequence[str], wildcard: bool, timeout: float) -> Registered:
         host, port = self._target()
-        headers = [
-            ("From", f"\"{self.display_name}\" <{self.aor}>;tag={self._reg_tag}"),
-            ("To", f"\"{self.display_name}\" <{self.aor}>"),
-            ("Call-ID", self._reg_call_id),
-            ("CSeq", f"{self._next_cseq()} REGISTER"),
-            ("Contact", f"<{self.contact_uri}>"),
-            ("Expires", str(exp)),
-            ("User-Agent", self.device.user_agent),
-        ]
-        with self._lock:
-            txn = self.engine.core.request(self.transport_id, host, port, "REGISTER", f"sip:{self.domain}", headers)
-            self._track(txn, "register", exp)
+        self.registration.send(exp, contacts, wildcard)
         try:
             ev = self.expect((Registered, RegistrationFailed), timeout=timeout)
         except ExpectationError:
@@ -180,18 +244,17 @@ class Phone:
             raise AssertionError(f"{self.name} could not register: {ev.status} {ev.reason}")
         return ev
 
-    def unregister(self, timeout: float = 5.0) -> None:
-        """REGISTER with Expires: 0."""
-        self.register(expires=0, timeout=timeout)
-
     # -- calls ------------------------------------------------------------------------------
-    def call(self, target: Union[str, "Phone"]) -> Call:
-        """Place a call to a user name, a SIP URI or another Phone; returns at once with the Call."""
+    def call(self, target: Union[str, "Phone"], headers: Sequence[tuple[str, str]] = ()) -> Call:
+        """Place a call to a user name, a SIP URI or another Phone; returns at once with the Call.
+        ``headers`` are added to the INVITE (Replaces, Referred-By, ...)."""
+        extra_headers = list(headers)
         uri = self._uri_for(target)
         host, port = self._target()
         call = Call(self, "outgoing", uri, secrets.token_hex(10))
         call._open_media()
-        body = sdp.build(self.host, call.media_port, self.device.codecs, ptime=self.device.ptime, username=self.user)
+        body = self.device.offer_sdp(self.host, call.media_port, self.user)
+        call._local_offer = body
         headers = [
             ("From", f"\"{self.display_name}\" <{self.aor}>;tag={secrets.token_hex(6)}"),
             ("To", f"<{uri}>"),
@@ -200,16 +263,79 @@ class Phone:
             *self._contact_headers(),
             ("User-Agent", self.device.user_agent),
             ("Content-Type", "application/sdp"),
+            *([("Require", ", ".join(self.device.require))] if self.device.require else []),
+            *session_timer.invite_headers(self.device),
+            *extra_headers,
         ]
+        call._invite_headers, call._invite_body = headers, body  # for following a 3xx
         with self._lock:
             try:
                 call.invite_txn = self.engine.core.request(self.transport_id, host, port, "INVITE", uri, headers, body)
+                self._retry.remember(call.invite_txn, "INVITE", uri, headers, body, dest=(host, port))
             except Exception:
                 call._close_media()
                 raise
             self.calls.append(call)
             self._calls_by_txn[call.invite_txn] = call
         return call
+
+    def send_request(self, method: str, target: Union[str, "Phone"], headers: Sequence[tuple[str, str]] = (),
+                     body: bytes = b"", content_type: Optional[str] = None) -> int:
+        """Send an out-of-dialog request (MESSAGE, NOTIFY, OPTIONS, ...) through the proxy; returns its
+        transaction id. Its final response arrives as a ResponseReceived event."""
+        uri = self._uri_for(target)
+        host, port = self._target()
+        hdrs = [
+            ("From", f"\"{self.display_name}\" <{self.aor}>;tag={secrets.token_hex(6)}"),
+            ("To", f"<{uri}>"),
+            ("Call-ID", secrets.token_hex(10)),
+            ("CSeq", f"{self._next_cseq()} {method}"),
+            ("User-Agent", self.device.user_agent),
+            *headers,
+        ]
+        if body and content_type:
+            hdrs.append(("Content-Type", content_type))
+        with self._lock:
+            txn = self.engine.core.request(self.transport_id, host, port, method, uri, hdrs, body)
+            self._retry.remember(txn, method, uri, hdrs, body, dest=(host, port))
+            return txn
+
+    def send_message(self, target: Union[str, "Phone"], text: str) -> int:
+        """Send a MESSAGE (RFC 3428) with a text/plain body; returns the transaction id."""
+        return self.send_request("MESSAGE", target, body=text.encode(), content_type="text/plain;charset=UTF-8")
+
+    def subscribe(self, target: Union[str, "Phone"], event: str, expires: int = 3600,
+                  accept: Optional[str] = None) -> Subscription:
+        """SUBSCRIBE (RFC 6665) to ``event`` at ``target``; returns at once with the Subscription, whose
+        NOTIFYs arrive as NotifyReceived events (``accept`` defaults to the package's body type)."""
+        sub = Subscription(self, self._uri_for(target), event, expires,
+                           accept if accept is not None else eventpkg.CONTENT_TYPES.get(event))
+        with self._lock:
+            self._services.pending_subs.append(sub)
+            sub._send(expires)
+        return sub
+
+    def publish(self, event: str, body: Union[bytes, str], expires: int = 3600,
+                content_type: Optional[str] = None, target: Union[str, "Phone", None] = None,
+                timeout: float = 5.0) -> Publication:
+        """PUBLISH (RFC 3903) ``body`` for ``event`` to ``target`` (default: our own AOR) and wait for the
+        answer; the Publication keeps the SIP-ETag for refresh(), modify() and remove()."""
+        ctype = content_type or eventpkg.CONTENT_TYPES.get(event, "text/plain")
+        pub = Publication(self, event, self._uri_for(target) if target is not None else self.aor, ctype, expires)
+        status = pub._request(body.encode() if isinstance(body, str) else body, expires, timeout, "initial")
+        if not 200 <= status < 300:
+            raise AssertionError(f"{self.name}: PUBLISH {event} was refused with {status}")
+        return pub
+
+    @property
+    def request_handlers(self) -> dict[str, Callable[[IncomingRequest], None]]:
+        """method -> handler(IncomingRequest): requests of these methods are answered by the handler."""
+        return self._services.request_handlers
+
+    @property
+    def served_events(self) -> set[str]:
+        """Event packages this phone accepts SUBSCRIBEs for (others get 489 Bad Event)."""
+        return self._services.served_events
 
     def wait_for_call(self, timeout: float = 5.0) -> Call:
         """Wait for an incoming call and return it."""
@@ -240,13 +366,27 @@ class Phone:
         self._post(MalformedMessage(ev.info, ev.src))
 
     def _ev_transport_error(self, ev: CoreEvent) -> None:
+        # a transaction the engine ended because its request could not reach the peer (connection refused,
+        # ICMP port unreachable, TLS handshake failure): its call or registration fails now (RFC 3261 8.1.3.1)
+        kind, obj = self._pending.pop(ev.txn_id, (None, None)) if ev.txn_id else (None, None)
+        call = self._calls_by_txn.pop(ev.txn_id, None) if ev.txn_id else None
+        if kind == "register":
+            self._post(RegistrationFailed(503, f"transport error ({ev.info})"))
+        elif kind == "bye" and isinstance(obj, Call):
+            if obj._ended(f"BYE failed ({ev.info})", 503):
+                self._post(CallEnded(obj, obj.end_reason, 503))
+        elif call is not None and call.state in ("calling", "ringing", "early"):
+            if call._ended(f"transport error ({ev.info})", 503):
+                self._post(CallEnded(call, call.end_reason, 503))
         self._post(TransportError(ev.info))
 
     def _ev_dialog_ended(self, ev: CoreEvent) -> None:
         self._calls_by_dialog.pop(ev.dialog_id, None)
 
     def _ev_timeout(self, ev: CoreEvent) -> None:
+        self._retry.forget(ev.txn_id)
         kind, obj = self._pending.pop(ev.txn_id, (None, None))
+        self._services.on_timeout(kind or "", obj)
         call = self._calls_by_txn.pop(ev.txn_id, None) or self._calls_by_dialog.get(ev.dialog_id)
         if kind == "register":
             self._post(RegistrationFailed(408, f"no answer ({ev.info})"))
@@ -267,23 +407,37 @@ class Phone:
 
     def _ev_response(self, ev: CoreEvent) -> None:
         msg = ev.message
-        cseq = msg.cseq() if msg is not None else None
+        cseq = (msg.cseq() if callable(msg.cseq) else msg.cseq) if msg is not None else None
         method = cseq[1] if cseq else ""
         call = self._calls_by_txn.get(ev.txn_id)
         kind, obj = self._pending.get(ev.txn_id, (None, None))
+        if ev.status >= 200 and self._retry.on_final(ev):
+            # answered a 401/407 challenge or a 423: the request went again, this is not the outcome
+            self._post(ResponseReceived(ev.status, method, msg, call or (obj if isinstance(obj, Call) else None)))
+            return
         if ev.status >= 200:
             self._pending.pop(ev.txn_id, None)
         self._post(ResponseReceived(ev.status, method, msg, call or (obj if isinstance(obj, Call) else None)))
+        if kind in SERVICE_KINDS:
+            self._services.on_response(ev, kind, obj)
+            return
         if kind == "register":
-            if 200 <= ev.status < 300:
-                self.registered = int(obj) > 0
-                self._post(Registered(int(obj)))
-            elif ev.status >= 300:
-                self._post(RegistrationFailed(ev.status, msg.reason or ""))
+            self.registration.on_final(ev, obj)
+            return
+        if kind == "reinvite" and ev.status >= 200:
+            obj[0]._on_reinvite_final(obj[1], ev.status, msg.body if msg is not None else b"")
+            return
+        if kind == "update" and ev.status >= 200:
+            obj[0]._on_update_final(obj[1], ev.status, msg.body if msg is not None else b"")
+            return
+        if kind == "refresh" and ev.status >= 200:
+            obj[0]._on_refresh_final(obj[1], obj[2], ev.status, msg)
             return
         if kind == "bye" and isinstance(obj, Call) and ev.status >= 200:
             if obj._ended("hung up", 0):
                 self._post(CallEnded(obj, "hung up", ev.status))
+            return
+        if call is None and method == "INVITE" and self._services.forked_2xx(ev):
             return
         if call is None or method != "INVITE":
             return
@@ -294,11 +448,14 @@ class Phone:
             self._post(Ringing(call, ev.status))
         elif 200 <= ev.status < 300:
             self._calls_by_txn.pop(ev.txn_id, None)
+            self._services.on_invite_2xx(ev, call)
             call._bind_dialog(ev.dialog_id)
             if msg.body:
                 try:
                     call.remote_sdp = sdp.parse_audio(msg.body)
                     call.payload_type = sdp.choose_codec(call.remote_sdp.payload_types, self.device.codecs)
+                    if call._local_offer:
+                        call._negotiate(call._local_offer, msg.body, remote_is_answer=True)
                 except sdp.SdpError as exc:
                     log.warning("%s: bad SDP in %d: %s", self.name, ev.status, exc)
             if call.state == "terminating":  # our CANCEL crossed the 200: end the call properly
@@ -307,8 +464,12 @@ class Phone:
                 return
             call._set_state("confirmed")
             call._start_media()
+            if call.session_timer is None:
+                call.session_timer = session_timer.start_uac(call, msg)
             self._post(Answered(call))
         elif ev.status >= 300:
+            if self._services.redirect(ev, call):
+                return
             self._calls_by_txn.pop(ev.txn_id, None)
             reason = "cancelled" if ev.status == 487 and call.state == "terminating" else f"{ev.status} {msg.reason}"
             if call._ended(reason, ev.status):
@@ -320,6 +481,8 @@ class Phone:
             return
         method = msg.method or ""
         call = self._calls_by_dialog.get(ev.dialog_id) if ev.dialog_id else None
+        if self._services.on_request(ev, call):
+            return
         if method == "INVITE" and not ev.dialog_id:
             self._incoming_invite(ev)
             return
@@ -339,18 +502,50 @@ class Phone:
             if call is not None and call._ended("BYE received", 0):
                 self._post(CallEnded(call, "BYE received"))
             return
-        if method == "INVITE" and call is not None:  # re-INVITE: keep our media as it is
-            body = sdp.build(self.host, call.media_port, [call.payload_type or self.device.codecs[0]],
-                             ptime=self.device.ptime, username=self.user)
+        if method == "INVITE" and call is not None:  # re-INVITE: answer it; media follows (hold, resume)
+            body = None
+            if msg.body:
+                try:
+                    body = call._answer_reinvite(msg.body)
+                except sdp.SdpError as exc:
+                    self.engine.core.respond(ev.txn_id, 488, "Not Acceptable Here",
+                                             [("Warning", f'399 pysiptest "{exc}"')])
+                    self._post(RequestReceived(method, msg, call))
+                    return
+            if body is None:
+                body = sdp.build(self.host, call.media_port, [call.payload_type or self.device.codecs[0]],
+                                 ptime=self.device.ptime, username=self.user)
+            st_hdrs = call.session_timer.on_refresh_received(msg) if call.session_timer is not None else []
             self.engine.core.respond(ev.txn_id, 200, None, self._contact_headers()
-                                     + [("Content-Type", "application/sdp")], body)
+                                     + [("Content-Type", "application/sdp")] + st_hdrs, body)
+            self._post(RequestReceived(method, msg, call))
+            return
+        if method == "PRACK":  # answered by the engine (RFC 3262), which matched it to our reliable 1xx
+            self._post(RequestReceived(method, msg, call))
+            return
+        if method == "UPDATE" and call is not None:  # RFC 3311: an offer gets our answer; a session refresh
+            headers = self._contact_headers()
+            body = b""
+            if msg.body:
+                try:
+                    body = call._answer_update(msg.body)
+                except sdp.SdpError as exc:
+                    self.engine.core.respond(ev.txn_id, 488, "Not Acceptable Here",
+                                             [("Warning", f'399 pysiptest "{exc}"')])
+                    self._post(RequestReceived(method, msg, call))
+                    return
+                headers.append(("Content-Type", "application/sdp"))
+            if call.session_timer is not None:
+                headers += call.session_timer.on_refresh_received(msg)
+            self.engine.core.respond(ev.txn_id, 200, None, headers, body)
             self._post(RequestReceived(method, msg, call))
             return
         if method in ("OPTIONS", "MESSAGE", "NOTIFY", "INFO", "UPDATE"):
             headers = [("Allow", ALLOW)] if method == "OPTIONS" else []
             self.engine.core.respond(ev.txn_id, 200, None, headers)
         else:
-            self.engine.core.respond(ev.txn_id, 501)
+            self._services.default_answer(ev, call)  # 405/501 with Allow, recorded
+            return
         self._post(RequestReceived(method, msg, call))
 
     def _incoming_invite(self, ev: CoreEvent) -> None:
@@ -358,12 +553,21 @@ class Phone:
         from_ = msg.nameaddr("From") or {}
         caller_uri = from_.get("uri") or ""
         caller = _uri_user(caller_uri) or caller_uri
+        unsupported = sorted(session_timer.option_tags(msg, "Require") - {t.lower() for t in self.device.supported})
+        if unsupported:  # RFC 3261 8.2.2.3
+            self.engine.core.respond(ev.txn_id, 420, None, [("Unsupported", ", ".join(unsupported))])
+            return
+        too_small = session_timer.too_small(self.device, msg)
+        if too_small is not None:  # RFC 4028 8.1.1
+            self.engine.core.respond(ev.txn_id, 422, "Session Interval Too Small", too_small)
+            return
         status = self.device.incoming_call_status(caller)
         if status is not None:
             self.engine.core.respond(ev.txn_id, status)
             return
         call = Call(self, "incoming", caller_uri, msg.call_id or "")
         call.invite_txn = ev.txn_id
+        call.request = msg
         if msg.body:
             try:
                 call.remote_sdp = sdp.parse_audio(msg.body)
@@ -375,6 +579,8 @@ class Phone:
         self._calls_by_txn[ev.txn_id] = call
         self._post(IncomingCall(call, caller))
         dev = self.device
+        if self.fast:
+            return  # the fast path rings (and answers, when the device answers by itself) in C
         if dev.ring_delay is not None:
             if dev.ring_delay <= 0:
                 call.ring()

@@ -71,7 +71,9 @@ def test_two_streams_each_receive_100_packets_in_2_seconds(media: _core.Media) -
     assert set(sa) == {
         "tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "rx_lost", "rx_out_of_order", "rx_duplicates",
         "rx_invalid", "jitter_ms", "max_gap_ms", "first_rx_ms", "last_rx_ms", "rx_ssrc", "rx_payload_type",
-        "sending", "tx_errors",
+        "sending", "tx_errors", "tx_dropped", "tx_duplicated", "tx_reordered", "tx_dtmf_events", "rx_dtmf_events",
+        "rx_auth_fail", "rx_replay", "rtcp_tx", "rtcp_rx", "peer_report", "peer_fraction_lost", "peer_cum_lost",
+        "peer_jitter_ms", "rtt_ms", "pcap_loops",
     }
 
 

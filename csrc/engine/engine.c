@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,6 +97,17 @@ void engine_event_free(struct engine_event *ev)
 }
 
 void engine_push_event(struct engine *e, struct engine_event *ev)
+{
+    if (ev == NULL)
+        return;
+    if (e->fast && engine_fast_on_event(e, ev)) {
+        engine_event_free(ev);
+        return;
+    }
+    engine_queue_event(e, ev);
+}
+
+void engine_queue_event(struct engine *e, struct engine_event *ev)
 {
     if (ev == NULL)
         return;
@@ -190,6 +202,12 @@ int engine_sendto(struct engine *e, uint32_t transport_id, const struct netaddr 
     struct transport *tp = engine_transport(e, transport_id);
     if (tp == NULL)
         return -ENOENT;
+    if (tp->kind != TP_UDP) {
+        int rc = engine_conn_send(e, tp, to, data, len);
+        if (rc == 0)
+            e->tx_messages++;
+        return rc;
+    }
     ssize_t n;
     do {
         n = sendto(tp->fd, data, len, MSG_NOSIGNAL, (const struct sockaddr *)&to->ss, to->len);
@@ -291,13 +309,29 @@ static void *engine_thread(void *arg)
                 continue;
             }
             struct transport *tp = engine_transport(e, id);
-            if (tp)
-                drain_transport(e, tp, bufs, msgs, iov, addrs);
+            if (tp && tp->kind == TP_UDP) {
+                if (evs[i].events & EPOLLERR)
+                    engine_udp_on_error(e, tp);
+                if (evs[i].events & EPOLLIN)
+                    drain_transport(e, tp, bufs, msgs, iov, addrs);
+            } else if (tp) {
+                engine_tp_on_accept(e, tp);
+            } else {
+                struct conn *c = engine_conn_get(e, id);
+                if (c)
+                    engine_conn_on_io(e, c, evs[i].events);
+            }
         }
         uint64_t now = engine_now_ms();
         struct timer_entry te;
-        while (timerheap_pop_due(&e->timers, now, &te))
-            engine_on_timer(e, &te, now);
+        while (timerheap_pop_due(&e->timers, now, &te)) {
+            if (te.kind == TK_CONN)
+                engine_conn_on_timer(e, &te, now);
+            else if (te.kind == TK_FAST || te.kind == TK_LOAD)
+                engine_fast_on_timer(e, &te, now);
+            else
+                engine_on_timer(e, &te, now);
+        }
         pthread_mutex_unlock(&e->lock);
     }
     free(bufs);
@@ -329,11 +363,15 @@ struct engine *engine_new(const struct engine_cfg *cfg, char *err, size_t errlen
     e->tcfg.t2_ms = e->cfg.t2_ms;
     e->tcfg.t4_ms = e->cfg.t4_ms;
     e->tcfg.reliable = 0;
+    e->tcfg_reliable = e->tcfg;
+    e->tcfg_reliable.reliable = 1;
     strmap_init(&e->transports);
     strmap_init(&e->txns);
     strmap_init(&e->txn_by_key);
     strmap_init(&e->dialogs);
     strmap_init(&e->dlg_by_key);
+    strmap_init(&e->conns);
+    strmap_init(&e->conn_by_peer);
     timerheap_init(&e->timers);
     e->epfd = e->wakefd = e->evfd = -1;
     if (getrandom(&e->rng, sizeof(e->rng), 0) != (ssize_t)sizeof(e->rng))
@@ -374,6 +412,7 @@ void engine_free(struct engine *e)
         engine_wake(e);
         pthread_join(e->thread, NULL);
     }
+    engine_fast_free(e);
     engine_free_all(e);
     struct engine_event *ev = e->evq_head;
     while (ev) {
@@ -393,6 +432,8 @@ void engine_free(struct engine *e)
     strmap_free(&e->txn_by_key);
     strmap_free(&e->dialogs);
     strmap_free(&e->dlg_by_key);
+    strmap_free(&e->conns);
+    strmap_free(&e->conn_by_peer);
     pthread_mutex_destroy(&e->lock);
     pthread_mutex_destroy(&e->evq_lock);
     free(e);
@@ -421,6 +462,12 @@ int engine_listen_udp(struct engine *e, const char *host, uint16_t port, uint32_
     int bufsz = 4 * 1024 * 1024;
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+    /* ICMP errors (port unreachable) into the error queue, read by engine_udp_on_error */
+    int one = 1;
+    if (a.ss.ss_family == AF_INET6)
+        (void)setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
+    else
+        (void)setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&a.ss, a.len) < 0) {
         int en = errno;
         engine_set_err(err, errlen, "cannot bind UDP %s port %u: %s", hbuf, port, strerror(en));
@@ -473,6 +520,7 @@ void engine_get_counts(struct engine *e, struct engine_counts *out)
     out->transports = e->transports.n;
     out->transactions = e->txns.n;
     out->dialogs = e->dialogs.n;
+    out->connections = e->conns.n;
     out->rx_messages = e->rx_messages;
     out->tx_messages = e->tx_messages;
     out->retransmissions = e->retransmissions;

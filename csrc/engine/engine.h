@@ -1,7 +1,7 @@
 /* The signalling engine: transports, transactions and dialogs on one thread.
  *
- * An engine owns a signalling thread running an epoll loop over its UDP
- * transports, an eventfd for wake-ups and a timer heap.  Received messages
+ * An engine owns a signalling thread running an epoll loop over its UDP, TCP
+ * and TLS transports and their connections (engine_conn.c), an eventfd for wake-ups and a timer heap.  Received messages
  * are parsed, matched to transactions (RFC 3261 17.1.3 / 17.2.3) and dialogs,
  * and handed to the user as events through a bounded queue whose eventfd
  * becomes readable when events are waiting.  Routine behaviour runs here
@@ -41,6 +41,8 @@ enum engine_event_kind {
     ENGINE_EV_PARSE_ERROR,     /* a datagram that is not a SIP message (info: reason) */
     ENGINE_EV_CANCELLED,       /* the peer CANCELled our server INVITE transaction txn_id; 487 was sent */
     ENGINE_EV_DIALOG_ENDED,    /* dialog_id was removed (our BYE answered, timed out or unsendable; theirs answered) */
+    ENGINE_EV_CALL_SUMMARY,    /* a fast-path call ended (engine_fast.c); status: its final status; info:
+                                * "<in|out> <setup_ms> <talk_ms> <Call-ID> <end reason>" */
 };
 
 struct engine_event {
@@ -79,9 +81,37 @@ void engine_event_free(struct engine_event *ev);
 /* Events dropped because the queue was full. */
 uint64_t engine_events_dropped(struct engine *e);
 
-/* Open a UDP transport on a numeric host (not a wildcard) and port (0 = any). */
+/* Open a UDP transport on a numeric host (not a wildcard) and port (0 = any).  ICMP errors (port
+ * unreachable) for what it sent end the client transactions to that peer with TRANSPORT_ERROR events. */
 int engine_listen_udp(struct engine *e, const char *host, uint16_t port, uint32_t *transport_id, uint16_t *bound_port,
                       char *err, size_t errlen);
+
+/* Options of a stream transport (TCP, TLS).  Strings are borrowed for the call. */
+struct engine_stream_opts {
+    uint32_t idle_ms;          /* close a connection idle this long; 0 = 60000; UINT32_MAX = never */
+    size_t max_queue;          /* bound of one connection's write queue in bytes; 0 = 1 MiB */
+    /* TLS only */
+    const char *cert_file;     /* our certificate chain (PEM): needed to accept; a client certificate too */
+    const char *key_file;      /* its key (PEM); NULL = in cert_file */
+    const char *ca_file;       /* trusted CAs (PEM file), or NULL */
+    const char *ca_dir;        /* trusted CAs (hashed directory), or NULL; neither: the system store */
+    const char *server_name;   /* SNI and the name verified in the server's certificate for connections we
+                                * open; NULL = no SNI, the certificate must name the peer's IP address */
+    int no_verify;             /* 1 = do not verify the peer (lab use; the caller logs it) */
+    int require_client_cert;   /* server side: fail handshakes without a valid client certificate */
+};
+
+/* Open a listening stream transport (TCP or TLS, RFC 3261 18) on a numeric host and port (0 = any).
+ * A request sent on it opens a connection from it to the destination, or reuses the open one; responses
+ * go back on the connection their request came on.  Messages are framed by Content-Length; a CRLFCRLF
+ * ping is answered with a CRLF pong (RFC 5626); a framing error closes the connection with a
+ * PARSE_ERROR event; a failed connect or TLS handshake ends the client transactions to that peer with
+ * TRANSPORT_ERROR events naming the cause (strerror and errno name; OpenSSL's reason).  opts may be NULL
+ * for TCP. */
+int engine_listen_tcp(struct engine *e, const char *host, uint16_t port, const struct engine_stream_opts *opts,
+                      uint32_t *transport_id, uint16_t *bound_port, char *err, size_t errlen);
+int engine_listen_tls(struct engine *e, const char *host, uint16_t port, const struct engine_stream_opts *opts,
+                      uint32_t *transport_id, uint16_t *bound_port, char *err, size_t errlen);
 
 /* Send a request outside a dialog.  The engine writes the request line, a top Via for the transport with a new
  * branch and rport, Max-Forwards: 70 (unless given), the given headers, Content-Length and the body.
@@ -100,6 +130,22 @@ int engine_dialog_request(struct engine *e, uint32_t dialog_id, const char *meth
  * A 101-299 response to INVITE creates (or confirms) a dialog whose id is stored in *dialog_id. */
 int engine_respond(struct engine *e, uint32_t txn_id, int status, const char *reason, const struct engine_hdr *hdrs,
                    size_t nhdrs, const char *body, size_t blen, uint32_t *dialog_id, char *err, size_t errlen);
+
+/* engine_respond with flags.  ENGINE_RESPOND_RELIABLE on a 101-199 to an INVITE sends it reliably (RFC 3262):
+ * the engine adds Require: 100rel and RSeq (random start, +1 per reliable provisional of the transaction) and
+ * retransmits it (T1, doubling) until the matching PRACK, which it answers 200 and reports as a REQUEST event
+ * with txn_id 0; without a PRACK for 64*T1 it answers the INVITE 504 and reports a TIMEOUT ("no PRACK").
+ * -EPROTO when the INVITE has no 100rel in Supported or Require, -EBUSY while an earlier reliable provisional
+ * is unacknowledged (one at a time, RFC 3262 3).  A PRACK that matches nothing is answered 481. */
+enum { ENGINE_RESPOND_RELIABLE = 1 };
+int engine_respond_ex(struct engine *e, uint32_t txn_id, int status, const char *reason,
+                      const struct engine_hdr *hdrs, size_t nhdrs, const char *body, size_t blen, unsigned flags,
+                      uint32_t *dialog_id, char *err, size_t errlen);
+
+/* UAC side of RFC 3262 on a transport: on (the default) the engine PRACKs each reliable provisional (Require:
+ * 100rel and RSeq) received there inside its early dialog (RAck, next CSeq); either way retransmitted or out of
+ * order reliable provisionals are not reported.  0 or -ENOENT. */
+int engine_set_auto_prack(struct engine *e, uint32_t transport_id, int on);
 
 /* CANCEL the INVITE client transaction txn_id (RFC 3261 9.1). */
 int engine_cancel(struct engine *e, uint32_t txn_id, uint32_t *cancel_txn_id, char *err, size_t errlen);
@@ -120,9 +166,69 @@ struct engine_dialog_info {
 int engine_dialog_info(struct engine *e, uint32_t dialog_id, struct engine_dialog_info *out);
 
 struct engine_counts {
-    size_t transports, transactions, dialogs, pending_events;
+    size_t transports, transactions, dialogs, pending_events, connections;
     uint64_t rx_messages, tx_messages, retransmissions, events_dropped, parse_errors;
 };
 void engine_get_counts(struct engine *e, struct engine_counts *out);
+
+/* ---- Fast path (engine_fast.c) ---------------------------------------------------------------------
+ * A per-transport behaviour table: the signalling thread runs routine calls by itself, on timers in the
+ * engine's heap.  Strings and headers are copied by engine_set_profile. */
+struct engine_profile {
+    int32_t ring_delay_ms;   /* 180 this long after an INVITE; -1 = none */
+    int32_t answer_delay_ms; /* 200 (with body, contact, hdrs) this long after an INVITE; -1 = leave to the user */
+    int32_t hold_ms;         /* send BYE this long after the call is confirmed (ACK received); -1 = never */
+    unsigned auto_200;       /* ENGINE_AUTO_* bits: answer these requests with 200 by ourselves */
+    int summary;             /* 1 = fast calls give one CALL_SUMMARY event and no per-message events */
+    const char *contact;     /* Contact header value of our 180/200; NULL or "" = <sip:fast@host:port> */
+    const char *content_type; /* of body; NULL = application/sdp */
+    const char *body;        /* body of the 200 (SDP answer), may be NULL */
+    size_t blen;
+    const struct engine_hdr *hdrs; /* extra headers of 180/200 */
+    size_t nhdrs;
+};
+enum { ENGINE_AUTO_BYE = 1, ENGINE_AUTO_OPTIONS = 2, ENGINE_AUTO_NOTIFY = 4, ENGINE_AUTO_INFO = 8 };
+
+/* Set (p) or clear (p NULL) the fast-path table of a transport.  0, -EINVAL, -ENOENT, -ENOMEM. */
+int engine_set_profile(struct engine *e, uint32_t transport_id, const struct engine_profile *p, char *err,
+                       size_t errlen);
+
+/* Load generator: calls placed by the signalling thread at a steady rate (the UAC side of the fast path),
+ * counted without events.  Templates may hold "%n" (the call number, from 1); everything is copied. */
+struct engine_load_cfg {
+    uint32_t transport_id;
+    const char *host;        /* numeric destination */
+    uint16_t port;
+    const char *ruri;        /* e.g. "sip:%n@127.0.0.1:5060" */
+    const char *from_uri;    /* e.g. "sip:load@127.0.0.1" (the engine adds a tag) */
+    const char *to_uri;      /* NULL = ruri */
+    const char *contact;     /* NULL or "" = <sip:load@host:port> of the transport */
+    double rate;             /* calls per second, > 0 */
+    uint64_t max_calls;      /* stop after this many calls; 0 = until engine_load_stop */
+    uint32_t max_concurrent; /* 0 = no limit */
+    int32_t hold_ms;         /* BYE this long after the 2xx (>= 0) */
+    const char *body;        /* SDP offer, may be NULL */
+    size_t blen;
+};
+/* 0, -EINVAL (bad argument), -EBUSY (a load is running), -ENOENT (transport), -ENOMEM. */
+int engine_load_start(struct engine *e, const struct engine_load_cfg *cfg, char *err, size_t errlen);
+/* Stop placing new calls (calls under way finish). 0, or -ENOENT when no load was started. */
+int engine_load_stop(struct engine *e);
+
+#define ENGINE_LOAD_REASONS 16
+struct engine_load_stats {
+    int running;              /* still placing calls */
+    uint64_t started, answered, completed, failed, active;
+    uint64_t retransmissions; /* engine-wide, since the load started */
+    double elapsed_s;         /* since the load started (until the last call ended once all are done) */
+    struct {
+        char reason[48];      /* "486 Busy Here" style: status and reason, or "Timer B", "transport error" */
+        uint64_t count;
+    } fail[ENGINE_LOAD_REASONS];
+    size_t nfail;
+    double setup_p50_ms, setup_p95_ms, setup_p99_ms, setup_max_ms; /* INVITE sent -> 2xx received */
+};
+/* 0, or -ENOENT when no load was started. */
+int engine_load_stats(struct engine *e, struct engine_load_stats *out);
 
 #endif

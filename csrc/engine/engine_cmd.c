@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#define ENGINE_MAX_RESPONSE_HDRS 62
+
 
 static int is_token_char(unsigned char c)
 {
@@ -86,7 +88,7 @@ static int start_client(struct engine *e, uint32_t transport_id, const struct ne
     struct sipmsg *m = NULL;
     struct sip_error perr;
     memset(&perr, 0, sizeof(perr));
-    if (sipmsg_parse(b->p, b->len, NULL, &m, &perr) < 0) {
+    if (sipmsg_parse(b->p, b->len, &(struct sipmsg_limits){.flags = SIPMSG_SYNTAX_ONLY}, &m, &perr) < 0) {
         engine_set_err(err, errlen, "the request built from these arguments does not parse: %s", perr.reason);
         return -EINVAL;
     }
@@ -124,7 +126,7 @@ static int start_client(struct engine *e, uint32_t transport_id, const struct ne
     x->kind = sip_str_eqc(m->method, "INVITE") ? TXN_ICT : TXN_NICT;
     struct txn_out out = {0};
     uint64_t now = engine_now_ms();
-    x->t = txn_client_new(x->kind, &e->tcfg, b->p, b->len, now, &out);
+    x->t = txn_client_new(x->kind, engine_txn_cfg(e, engine_transport(e, transport_id)), b->p, b->len, now, &out);
     x->req = m;
     if (x->key == NULL || x->t == NULL) {
         engine_etxn_destroy(x);
@@ -170,15 +172,24 @@ int engine_request(struct engine *e, uint32_t transport_id, const char *dest_hos
         return -EINVAL;
     }
     pthread_mutex_lock(&e->lock);
+    int rc = engine_request_locked(e, transport_id, &dst, method, ruri, hdrs, nhdrs, body, blen, txn_id, err, errlen);
+    pthread_mutex_unlock(&e->lock);
+    if (rc == 0)
+        engine_wake(e);
+    return rc;
+}
+
+int engine_request_locked(struct engine *e, uint32_t transport_id, const struct netaddr *dst, const char *method,
+                          const char *ruri, const struct engine_hdr *hdrs, size_t nhdrs, const char *body, size_t blen,
+                          uint32_t *txn_id, char *err, size_t errlen)
+{
     struct transport *tp = engine_transport(e, transport_id);
     if (tp == NULL) {
-        pthread_mutex_unlock(&e->lock);
         engine_set_err(err, errlen, "unknown transport id %u", transport_id);
         return -ENOENT;
     }
-    if (dst.ss.ss_family != tp->local.ss.ss_family) {
-        pthread_mutex_unlock(&e->lock);
-        engine_set_err(err, errlen, "destination %s is not of the transport's address family", dest_host);
+    if (dst->ss.ss_family != tp->local.ss.ss_family) {
+        engine_set_err(err, errlen, "the destination is not of the transport's address family");
         return -EINVAL;
     }
     char via[256];
@@ -194,11 +205,8 @@ int engine_request(struct engine *e, uint32_t transport_id, const char *dest_hos
         sipbuf_add(&b, body, blen);
     int rc = b.err;
     if (rc == 0)
-        rc = start_client(e, transport_id, &dst, &b, 0, txn_id, err, errlen);
-    pthread_mutex_unlock(&e->lock);
+        rc = start_client(e, transport_id, dst, &b, 0, txn_id, err, errlen);
     sipbuf_free(&b);
-    if (rc == 0)
-        engine_wake(e);
     return rc;
 }
 
@@ -218,10 +226,20 @@ int engine_dialog_request(struct engine *e, uint32_t dialog_id, const char *meth
     if (blen && body == NULL)
         return -EINVAL;
     pthread_mutex_lock(&e->lock);
+    int rc = engine_dialog_request_locked(e, dialog_id, method, hdrs, nhdrs, body, blen, txn_id, err, errlen);
+    pthread_mutex_unlock(&e->lock);
+    if (rc == 0)
+        engine_wake(e);
+    return rc;
+}
+
+int engine_dialog_request_locked(struct engine *e, uint32_t dialog_id, const char *method,
+                                 const struct engine_hdr *hdrs, size_t nhdrs, const char *body, size_t blen,
+                                 uint32_t *txn_id, char *err, size_t errlen)
+{
     struct edialog *d = engine_dialog_get(e, dialog_id);
     struct transport *tp = d ? engine_transport(e, d->transport_id) : NULL;
     if (d == NULL || tp == NULL) {
-        pthread_mutex_unlock(&e->lock);
         engine_set_err(err, errlen, "no dialog with id %u (it ended or never existed)", dialog_id);
         return -ENOENT;
     }
@@ -247,16 +265,34 @@ int engine_dialog_request(struct engine *e, uint32_t dialog_id, const char *meth
             dst = d->peer; /* not a numeric next hop: where the peer last sent from */
         rc = start_client(e, d->transport_id, &dst, &b, d->id, txn_id, err, errlen);
     }
-    pthread_mutex_unlock(&e->lock);
     sipbuf_free(&extra);
     sipbuf_free(&b);
-    if (rc == 0)
-        engine_wake(e);
     return rc;
 }
 
+static int respond_locked(struct engine *e, uint32_t txn_id, int status, const char *reason,
+                          const struct engine_hdr *hdrs, size_t nhdrs, const char *body, size_t blen, unsigned flags,
+                          uint32_t *dialog_id, char *err, size_t errlen);
+
 int engine_respond(struct engine *e, uint32_t txn_id, int status, const char *reason, const struct engine_hdr *hdrs,
                    size_t nhdrs, const char *body, size_t blen, uint32_t *dialog_id, char *err, size_t errlen)
+{
+    return engine_respond_ex(e, txn_id, status, reason, hdrs, nhdrs, body, blen, 0, dialog_id, err, errlen);
+}
+
+int engine_set_auto_prack(struct engine *e, uint32_t transport_id, int on)
+{
+    pthread_mutex_lock(&e->lock);
+    struct transport *tp = engine_transport(e, transport_id);
+    if (tp)
+        tp->no_auto_prack = !on;
+    pthread_mutex_unlock(&e->lock);
+    return tp ? 0 : -ENOENT;
+}
+
+int engine_respond_ex(struct engine *e, uint32_t txn_id, int status, const char *reason,
+                      const struct engine_hdr *hdrs, size_t nhdrs, const char *body, size_t blen, unsigned flags,
+                      uint32_t *dialog_id, char *err, size_t errlen)
 {
     *dialog_id = 0;
     if (status < 100 || status > 699) {
@@ -272,19 +308,56 @@ int engine_respond(struct engine *e, uint32_t txn_id, int status, const char *re
     if (blen && body == NULL)
         return -EINVAL;
     pthread_mutex_lock(&e->lock);
+    int rc = respond_locked(e, txn_id, status, reason, hdrs, nhdrs, body, blen, flags, dialog_id, err, errlen);
+    pthread_mutex_unlock(&e->lock);
+    if (rc == 0)
+        engine_wake(e);
+    return rc;
+}
+
+int engine_respond_locked(struct engine *e, uint32_t txn_id, int status, const char *reason,
+                          const struct engine_hdr *hdrs, size_t nhdrs, const char *body, size_t blen,
+                          uint32_t *dialog_id, char *err, size_t errlen)
+{
+    return respond_locked(e, txn_id, status, reason, hdrs, nhdrs, body, blen, 0, dialog_id, err, errlen);
+}
+
+static int respond_locked(struct engine *e, uint32_t txn_id, int status, const char *reason,
+                          const struct engine_hdr *hdrs, size_t nhdrs, const char *body, size_t blen, unsigned flags,
+                          uint32_t *dialog_id, char *err, size_t errlen)
+{
+    *dialog_id = 0;
     struct etxn *x = engine_txn_get(e, txn_id);
     if (x == NULL || (x->kind != TXN_IST && x->kind != TXN_NIST)) {
-        pthread_mutex_unlock(&e->lock);
         engine_set_err(err, errlen, "no server transaction with id %u (it ended or was answered already)", txn_id);
         return -ENOENT;
     }
     if (txn_last_status(x->t) >= 200) {
-        pthread_mutex_unlock(&e->lock);
         engine_set_err(err, errlen, "transaction %u already has a final response %d", txn_id,
                        txn_last_status(x->t));
         return -EPROTO;
     }
     int is_invite = x->kind == TXN_IST;
+    /* a reliable provisional (RFC 3262 3): Require: 100rel and the next RSeq after the user's headers */
+    int reliable = (flags & ENGINE_RESPOND_RELIABLE) && is_invite && status > 100 && status < 200;
+    uint32_t rseq = 0;
+    char rseq_s[16];
+    struct engine_hdr relh[ENGINE_MAX_RESPONSE_HDRS + 2];
+    if (reliable) {
+        if (nhdrs > ENGINE_MAX_RESPONSE_HDRS) {
+            engine_set_err(err, errlen, "too many headers for a reliable provisional (at most %d)",
+                           ENGINE_MAX_RESPONSE_HDRS);
+            return -EINVAL;
+        }
+        int r = engine_prack_uas_next(e, x, &rseq, err, errlen);
+        if (r < 0)
+            return r;
+        memcpy(relh, hdrs, nhdrs * sizeof(*hdrs));
+        snprintf(rseq_s, sizeof(rseq_s), "%u", rseq);
+        relh[nhdrs++] = (struct engine_hdr){"Require", "100rel"};
+        relh[nhdrs++] = (struct engine_hdr){"RSeq", rseq_s};
+        hdrs = relh;
+    }
     struct sip_nameaddr na;
     size_t p = 0;
     const struct sip_hdr *to = sipmsg_find(x->req, SIP_HDR_TO, NULL, &p);
@@ -300,6 +373,12 @@ int engine_respond(struct engine *e, uint32_t txn_id, int status, const char *re
     /* a 101-299 to an INVITE outside a dialog creates one (RFC 3261 12.1.1): early with a 1xx, confirmed by the
      * 2xx; the transaction keeps its id so that a later response or a CANCEL finds the early dialog */
     int creates_dialog = is_invite && status > 100 && status < 300 && !in_dialog;
+    /* a 2xx to a SUBSCRIBE or REFER creates a dialog (RFC 6665 4.2.1), unless it says Refer-Sub: false; inside
+     * a dialog a REFER's 2xx adds a subscription usage to it */
+    int is_sub = !is_invite && x->req && engine_is_sub_method(x->req->method) && status >= 200 && status < 300 &&
+                 !(sip_str_eqc(x->req->method, "REFER") && engine_hdrs_refer_sub_false(hdrs, nhdrs));
+    if (is_sub && !in_dialog)
+        creates_dialog = 1;
     struct sipbuf b;
     sipbuf_init(&b);
     int rc = engine_build_response(e, x->req, &x->peer, status, reason, status > 100 ? x->to_tag : NULL,
@@ -312,14 +391,25 @@ int engine_respond(struct engine *e, uint32_t txn_id, int status, const char *re
         if (rc == 0 && (rc = engine_dialog_add(e, dl, x->transport_id, &x->peer, &d)) < 0)
             dialog_free(dl);
         if (rc < 0)
-            engine_set_err(err, errlen, "cannot create the dialog: the INVITE lacks a usable Contact or tags");
+            engine_set_err(err, errlen, "cannot create the dialog: the %s lacks a usable Contact or tags",
+                           is_sub ? "request" : "INVITE");
         if (d)
             x->dialog_id = did = d->id;
+        if (d && is_sub) {
+            d->d->state = DIALOG_CONFIRMED;
+            d->sub_only = 1;
+            d->subs = 1;
+            is_sub = 0; /* counted */
+        }
     }
     if (rc == 0) {
         struct txn_out out = {0};
         uint64_t now = engine_now_ms();
         rc = txn_server_respond(x->t, status, b.p, b.len, now, &out);
+        if (rc == 0 && reliable)
+            (void)engine_prack_uas_sent(e, x, rseq, b.p, b.len, now);
+        else if (rc == 0 && is_invite && status >= 200)
+            engine_prack_uas_final(x);
         if (rc == 0) {
             if (d && is_invite && status >= 200 && status < 300) {
                 d->d->state = DIALOG_CONFIRMED;
@@ -347,20 +437,25 @@ int engine_respond(struct engine *e, uint32_t txn_id, int status, const char *re
                 d = NULL;
                 x->dialog_id = did = 0;
             }
-            int bye_done = !is_invite && status >= 200 && x->req && sip_str_eqc(x->req->method, "BYE");
+            /* a challenge (401/407) to a BYE keeps the dialog: the peer sends the BYE again with credentials */
+            int bye_done = !is_invite && status >= 200 && status != 401 && status != 407 && x->req &&
+                           sip_str_eqc(x->req->method, "BYE");
+            /* answering a NOTIFY with Subscription-State: terminated ends that subscription */
+            int sub_done = !is_invite && status >= 200 && status != 401 && status != 407 &&
+                           engine_notify_terminates(x->req);
+            if (d && is_sub && in_dialog && sip_str_eqc(x->req->method, "REFER"))
+                d->subs++;
             engine_txn_outputs(e, x, &out); /* may free x */
-            if (bye_done && d) {
-                engine_dialog_remove(e, d, 1);
-            }
+            if (bye_done && d)
+                engine_dialog_bye_done(e, d);
+            else if (sub_done && d)
+                engine_dialog_sub_ended(e, d);
             *dialog_id = did;
         } else {
             engine_set_err(err, errlen, "the transaction cannot send a %d now", status);
         }
     }
-    pthread_mutex_unlock(&e->lock);
     sipbuf_free(&b);
-    if (rc == 0)
-        engine_wake(e);
     return rc;
 }
 
@@ -472,10 +567,8 @@ void engine_free_all(struct engine *e)
     while ((s = strmap_next(&e->dialogs, &i)) >= 0) {
         engine_edialog_destroy(e->dialogs.s[s].val);
     }
+    engine_conns_free_all(e);
     i = 0;
-    while ((s = strmap_next(&e->transports, &i)) >= 0) {
-        struct transport *tp = e->transports.s[s].val;
-        close(tp->fd);
-        free(tp);
-    }
+    while ((s = strmap_next(&e->transports, &i)) >= 0)
+        engine_transport_destroy(e->transports.s[s].val);
 }

@@ -537,6 +537,26 @@ static int on_incoming_invite(struct engine *e, struct engine_event *ev)
     return c->summary;
 }
 
+/* "transport error: <cause>" from a TRANSPORT_ERROR's info ("TLS handshake with H:P failed: certificate verify
+ * failed (self-signed certificate)"): the cause after the last "failed: ", without its parenthesis when the
+ * whole does not fit, so that load statistics say what went wrong and count it under one reason. */
+static void transport_reason(const char *info, char *out, size_t n)
+{
+    const char *cause = info, *p = info;
+    while ((p = strstr(p, "failed: ")) != NULL) {
+        p += 8;
+        cause = p;
+    }
+    size_t len = strnlen(cause, sizeof(((struct engine_event *)0)->info));
+    const char *paren = memchr(cause, '(', len);
+    if (len + 17 >= n && paren != NULL && paren > cause)
+        len = (size_t)(paren - cause) - (paren[-1] == ' ');
+    if (len == 0)
+        snprintf(out, n, "transport error");
+    else
+        snprintf(out, n, "transport error: %.*s", (int)len, cause);
+}
+
 int engine_fast_on_event(struct engine *e, struct engine_event *ev)
 {
     struct engine_fast *f = e->fast;
@@ -634,7 +654,7 @@ int engine_fast_on_event(struct engine *e, struct engine_event *ev)
         if (ev->kind == ENGINE_EV_TIMEOUT)
             snprintf(reason, sizeof(reason), "%.40s", ev->info[0] ? ev->info : "timeout");
         else
-            snprintf(reason, sizeof(reason), "transport error");
+            transport_reason(ev->info, reason, sizeof(reason));
         if (c->uac && ev->txn_id == c->invite_txn && c->state == FC_INVITED) {
             if (f->load)
                 load_fail(f->load, reason);

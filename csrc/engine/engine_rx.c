@@ -28,8 +28,8 @@ void engine_make_via(struct engine *e, const struct transport *tp, char *via, si
     char branch[17];
     engine_rand_hex(e, branch, 16);
     int v6 = netaddr_is_ipv6(&tp->local);
-    snprintf(via, vlen, "SIP/2.0/UDP %s%s%s:%u;rport;branch=z9hG4bK%s", v6 ? "[" : "", tp->host, v6 ? "]" : "",
-             tp->port, branch);
+    snprintf(via, vlen, "SIP/2.0/%s %s%s%s:%u;rport;branch=z9hG4bK%s", engine_tp_name(tp), v6 ? "[" : "", tp->host,
+             v6 ? "]" : "", tp->port, branch);
 }
 
 /* "C"/"S" + branch + NUL + method; RFC 2543 peers without a branch are keyed by Call-ID, CSeq and From tag. */
@@ -76,6 +76,7 @@ void engine_etxn_destroy(struct etxn *x)
     free(x->key);
     sipmsg_free(x->req);
     txn_free(x->t);
+    engine_prack_free(x->rel);
     free(x);
 }
 
@@ -119,7 +120,7 @@ void engine_dialog_remove(struct engine *e, struct edialog *d, int notify)
     strmap_del(&e->dialogs, k, 4);
     if (d->key && strmap_get(&e->dlg_by_key, d->key, d->klen) == d)
         strmap_del(&e->dlg_by_key, d->key, d->klen);
-    if (notify) {
+    if (notify && !d->quiet) {
         struct engine_event *ev = engine_event_new(ENGINE_EV_DIALOG_ENDED);
         if (ev) {
             ev->dialog_id = d->id;
@@ -214,6 +215,24 @@ static void end_dialog_of_failed_bye(struct engine *e, const struct etxn *x)
     struct edialog *d = engine_dialog_get(e, x->dialog_id);
     if (d)
         engine_dialog_remove(e, d, 1);
+}
+
+size_t engine_fail_txns_to(struct engine *e, uint32_t transport_id, const struct netaddr *peer, const char *info)
+{
+    size_t n = 0, i = 0;
+    long s;
+    while ((s = strmap_next(&e->txns, &i)) >= 0) {
+        struct etxn *x = e->txns.s[s].val;
+        if (x->transport_id != transport_id || (x->kind != TXN_ICT && x->kind != TXN_NICT) ||
+            !netaddr_eq(&x->peer, peer) || txn_state(x->t) == TXN_COMPLETED || txn_state(x->t) == TXN_ACCEPTED)
+            continue;
+        push_simple(e, ENGINE_EV_TRANSPORT_ERROR, transport_id, x->id, x->dialog_id, peer, info);
+        end_dialog_of_failed_bye(e, x);
+        engine_txn_remove(e, x);
+        n++;
+        i = 0; /* the table changed: start over */
+    }
+    return n;
 }
 
 void engine_txn_outputs(struct engine *e, struct etxn *x, const struct txn_out *out)
@@ -382,11 +401,13 @@ int engine_build_response(struct engine *e, const struct sipmsg *req, const stru
     return b->err;
 }
 
-/* Where responses to a request go: the source address, with the Via's port unless rport was asked (RFC 3581). */
-static void response_dest(const struct sip_via *via, const struct netaddr *src, struct netaddr *out)
+/* Where responses to a request go: the source address, with the Via's port unless rport was asked (RFC 3581);
+ * on a stream transport back on the connection the request came on, i.e. its source (RFC 3261 18.2.2). */
+static void response_dest(const struct transport *tp, const struct sip_via *via, const struct netaddr *src,
+                          struct netaddr *out)
 {
     *out = *src;
-    if (!via->has_rport && via->port > 0) {
+    if (tp->kind == TP_UDP && !via->has_rport && via->port > 0) {
         char h[64];
         netaddr_format(src, h, sizeof(h), NULL);
         (void)netaddr_set(out, h, (uint16_t)via->port);
@@ -405,7 +426,7 @@ static void respond_stateless(struct engine *e, struct transport *tp, const stru
         to_tag = tag;
     }
     struct netaddr dst;
-    response_dest(via, src, &dst);
+    response_dest(tp, via, src, &dst);
     if (engine_build_response(e, req, &dst, status, NULL, to_tag, 0, NULL, 0, NULL, 0, &b) == 0)
         send_or_report(e, tp->id, &dst, (struct sip_str){b.p, b.len}, 0, 0);
     sipbuf_free(&b);
@@ -414,13 +435,28 @@ static void respond_stateless(struct engine *e, struct transport *tp, const stru
 static struct sipmsg *reparse(const struct sipmsg *m)
 {
     struct sipmsg *c = NULL;
-    if (sipmsg_parse(m->buf, m->len, NULL, &c, NULL) < 0)
+    if (sipmsg_parse(m->buf, m->len, &(struct sipmsg_limits){.flags = SIPMSG_SYNTAX_ONLY}, &c, NULL) < 0)
         return NULL;
     return c;
 }
 
-static void push_msg_event(struct engine *e, enum engine_event_kind kind, uint32_t transport_id, uint32_t txn_id,
-                           uint32_t dialog_id, const struct netaddr *src, struct sipmsg *msg /* takes */)
+/* Show a message event to the fast path before anything is made for it: the event is a probe on the stack and
+ * msg is borrowed, so a message a fast call swallows costs no event allocation, no address formatting and, for
+ * a request the transaction keeps, no copy.  1 = swallowed: nothing is to be queued. */
+static int fast_swallows(struct engine *e, enum engine_event_kind kind, uint32_t transport_id, uint32_t txn_id,
+                         uint32_t dialog_id, struct sipmsg *msg /* borrows */)
+{
+    if (e->fast == NULL)
+        return 0;
+    struct engine_event probe = {.kind = kind, .transport_id = transport_id, .txn_id = txn_id,
+                                 .dialog_id = dialog_id, .msg = msg,
+                                 .status = msg && !msg->is_request ? msg->status : 0};
+    return engine_fast_on_event(e, &probe);
+}
+
+/* Queue a message event the fast path has already seen (and not swallowed). */
+static void queue_msg_event(struct engine *e, enum engine_event_kind kind, uint32_t transport_id, uint32_t txn_id,
+                            uint32_t dialog_id, const struct netaddr *src, struct sipmsg *msg /* takes */)
 {
     struct engine_event *ev = engine_event_new(kind);
     if (ev == NULL) {
@@ -434,7 +470,17 @@ static void push_msg_event(struct engine *e, enum engine_event_kind kind, uint32
     ev->status = msg && !msg->is_request ? msg->status : 0;
     if (src)
         engine_event_set_src(ev, src);
-    engine_push_event(e, ev);
+    engine_queue_event(e, ev);
+}
+
+static void push_msg_event(struct engine *e, enum engine_event_kind kind, uint32_t transport_id, uint32_t txn_id,
+                           uint32_t dialog_id, const struct netaddr *src, struct sipmsg *msg /* takes */)
+{
+    if (fast_swallows(e, kind, transport_id, txn_id, dialog_id, msg)) {
+        sipmsg_free(msg);
+        return;
+    }
+    queue_msg_event(e, kind, transport_id, txn_id, dialog_id, src, msg);
 }
 
 static struct sip_str hdr_value(const struct sipmsg *m, enum sip_hdr_id id)
@@ -570,6 +616,8 @@ static void on_request(struct engine *e, struct transport *tp, struct sipmsg *ms
     struct edialog *d = NULL;
     if (to_tag.len) {
         d = engine_dialog_find(e, hdr_value(msg, SIP_HDR_CALL_ID), to_tag, tag_of(msg, SIP_HDR_FROM));
+        if (d == NULL && sip_str_eqc(msg->method, "NOTIFY")) /* NOTIFY before the 2xx to our SUBSCRIBE/REFER */
+            d = engine_dialog_from_notify(e, tp->id, msg, src);
         if (d == NULL) {
             respond_stateless(e, tp, msg, &via, src, 481, NULL);
             sipmsg_free(msg);
@@ -591,7 +639,7 @@ static void on_request(struct engine *e, struct transport *tp, struct sipmsg *ms
         return;
     }
     x->kind = is_invite ? TXN_IST : TXN_NIST;
-    x->t = txn_server_new(x->kind, &e->tcfg, now);
+    x->t = txn_server_new(x->kind, engine_txn_cfg(e, tp), now);
     x->key = malloc((size_t)kl);
     x->req = msg;
     if (x->t == NULL || x->key == NULL) {
@@ -601,14 +649,24 @@ static void on_request(struct engine *e, struct transport *tp, struct sipmsg *ms
     memcpy(x->key, key, (size_t)kl);
     x->klen = (size_t)kl;
     x->transport_id = tp->id;
-    response_dest(&via, src, &x->peer);
+    response_dest(tp, &via, src, &x->peer);
     x->dialog_id = d ? d->id : 0;
     if (engine_txn_insert(e, x) < 0) {
         engine_etxn_destroy(x);
         return;
     }
-    struct sipmsg *copy = reparse(msg);
-    uint32_t xid = x->id, did = x->dialog_id;
+    int is_prack = sip_str_eqc(msg->method, "PRACK");
+    uint32_t xid = is_prack ? 0 : x->id, did = x->dialog_id;
+    /* The event needs its own copy of the request (the transaction keeps msg and may free it below), unless the
+     * fast path swallows the event: it sees the request first, borrowed (a summary-mode call's INVITE, ACK and
+     * BYE are never copied). */
+    struct sipmsg *copy = NULL;
+    if (!fast_swallows(e, ENGINE_EV_REQUEST, tp->id, xid, did, msg))
+        copy = reparse(msg);
+    if (is_prack) {
+        /* RFC 3262: the engine answers the PRACK (200 when it matches, else 481); the user sees it like an ACK */
+        engine_prack_on_prack(e, x, d);
+    }
     if (is_invite) {
         /* 100 Trying at once (RFC 3261 17.2.1): the user may take longer than 200 ms */
         struct sipbuf b;
@@ -621,7 +679,7 @@ static void on_request(struct engine *e, struct transport *tp, struct sipmsg *ms
         sipbuf_free(&b);
     }
     if (copy)
-        push_msg_event(e, ENGINE_EV_REQUEST, tp->id, xid, did, src, copy);
+        queue_msg_event(e, ENGINE_EV_REQUEST, tp->id, xid, did, src, copy);
 }
 
 static void ack_for_2xx(struct engine *e, struct etxn *x, struct edialog *d, const struct sipmsg *resp,
@@ -723,6 +781,8 @@ static void on_response(struct engine *e, struct transport *tp, struct sipmsg *m
             d->peer = *src;
             if (is_2xx && deliver)
                 ack_for_2xx(e, x, d, msg, src);
+            if (!is_2xx && deliver)
+                deliver = engine_prack_uac_on_1xx(e, x, d, msg);
             did = d->id;
         }
     } else if (deliver && x->kind == TXN_ICT && did && msg->status >= 200 && msg->status < 300) {
@@ -740,17 +800,27 @@ static void on_response(struct engine *e, struct transport *tp, struct sipmsg *m
     }
     if (deliver && x->kind == TXN_ICT && msg->status >= 300 && x->dialog_id == 0)
         drop_early_dialogs(e, call_id, ltag);
-    int bye_done = deliver && x->kind == TXN_NICT && msg->status >= 200 && sip_str_eqc(cq.method, "BYE");
+    /* SUBSCRIBE/REFER: the 2xx creates the dialog or adds a subscription usage (engine_sub.c) */
+    if (deliver && x->kind == TXN_NICT && msg->status >= 200 && msg->status < 300 && engine_is_sub_method(cq.method))
+        did = engine_sub_on_2xx(e, x, msg, src);
+    /* our NOTIFY with Subscription-State: terminated answered (except a challenge): that subscription ended */
+    int sub_done = deliver && x->kind == TXN_NICT && msg->status >= 200 && msg->status != 401 &&
+                   msg->status != 407 && engine_notify_terminates(x->req);
+    /* a BYE ends its dialog on any final response except a challenge: 401/407 keep it for the retry */
+    int bye_done = deliver && x->kind == TXN_NICT && msg->status >= 200 && msg->status != 401 &&
+                   msg->status != 407 && sip_str_eqc(cq.method, "BYE");
     uint32_t xid = x->id, tid = tp->id;
     if (deliver)
         push_msg_event(e, ENGINE_EV_RESPONSE, tid, xid, did, src, msg);
     else
         sipmsg_free(msg);
     engine_txn_outputs(e, x, &out); /* may free x */
-    if (bye_done && did) {
+    if ((bye_done || sub_done) && did) {
         struct edialog *d = engine_dialog_get(e, did);
-        if (d)
-            engine_dialog_remove(e, d, 1);
+        if (d && bye_done)
+            engine_dialog_bye_done(e, d);
+        else if (d)
+            engine_dialog_sub_ended(e, d);
     }
 }
 
@@ -766,7 +836,7 @@ void engine_on_datagram(struct engine *e, struct transport *tp, const char *data
     struct sipmsg *msg = NULL;
     struct sip_error err;
     memset(&err, 0, sizeof(err));
-    if (sipmsg_parse(data, len, NULL, &msg, &err) < 0) {
+    if (sipmsg_parse(data, len, &(struct sipmsg_limits){.flags = SIPMSG_SYNTAX_ONLY}, &msg, &err) < 0) {
         e->parse_errors++;
         char info[160];
         snprintf(info, sizeof(info), "unparseable datagram (%zu bytes): %.80s at byte %zu", len, err.reason, err.offset);
@@ -790,6 +860,10 @@ void engine_on_timer(struct engine *e, const struct timer_entry *te, uint64_t no
             engine_txn_outputs(e, x, &out);
         else
             engine_schedule_txn(e, x);
+        return;
+    }
+    if (te->kind == TK_PRACK) {
+        engine_prack_on_timer(e, te, now);
         return;
     }
     if (te->kind == TK_DLG) {

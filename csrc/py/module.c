@@ -34,6 +34,7 @@ static int pysip_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->ParseError);
     Py_VISIT(st->EngineError);
     Py_VISIT(st->MessageType);
+    Py_VISIT(st->MessageClass);
     Py_VISIT(st->EngineType);
     Py_VISIT(st->MediaType);
     return 0;
@@ -45,6 +46,7 @@ static int pysip_clear(PyObject *module)
     Py_CLEAR(st->ParseError);
     Py_CLEAR(st->EngineError);
     Py_CLEAR(st->MessageType);
+    Py_CLEAR(st->MessageClass);
     Py_CLEAR(st->EngineType);
     Py_CLEAR(st->MediaType);
     return 0;

@@ -17,6 +17,8 @@ struct pysip_state {
     PyObject *ParseError;      /* _core.ParseError, a ValueError subclass with .offset and .reason */
     PyObject *EngineError;     /* _core.EngineError, a RuntimeError subclass for engine/transport failures */
     PyTypeObject *MessageType; /* _core.Message */
+    PyTypeObject *MessageClass; /* what parse() and events create: _core.Message or the subclass set by
+                                  _core._set_message_class (pysiptest.Message); NULL means MessageType */
     PyTypeObject *EngineType;  /* _core.Engine */
     PyTypeObject *MediaType;   /* _core.Media */
 };

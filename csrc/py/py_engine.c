@@ -221,6 +221,7 @@ static const char *kind_name(enum engine_event_kind k)
     case ENGINE_EV_PARSE_ERROR: return "parse_error";
     case ENGINE_EV_CANCELLED: return "cancelled";
     case ENGINE_EV_DIALOG_ENDED: return "dialog_ended";
+    case ENGINE_EV_CALL_SUMMARY: return "call_summary";
     }
     return "unknown";
 }
@@ -328,6 +329,101 @@ static PyObject *Engine_listen_udp(EngineObject *self, PyObject *args, PyObject 
     return Py_BuildValue("(IH)", tid, bound);
 }
 
+/* None or a str without NUL bytes: NULL or its UTF-8. */
+static int opt_path(PyObject *o, const char *what, const char **out)
+{
+    *out = NULL;
+    if (o == NULL || o == Py_None)
+        return 0;
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str or None, not %.80s", what, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (s == NULL || check_c_string(s, n, what) < 0)
+        return -1;
+    *out = s;
+    return 0;
+}
+
+static PyObject *listen_stream(EngineObject *self, PyObject *args, PyObject *kwds, int tls)
+{
+    static char *kwlist[] = {"host", "port", "idle_timeout", "max_queue", "cert", "key", "ca_file", "ca_dir",
+                             "server_name", "verify", "require_client_cert", NULL};
+    const char *host;
+    Py_ssize_t hlen;
+    int port = 0, verify = 1, require_client = 0;
+    double idle = 60.0;
+    Py_ssize_t max_queue = 0;
+    PyObject *cert = NULL, *key = NULL, *caf = NULL, *cad = NULL, *sni = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, tls ? "s#|idn$OOOOOpp:listen_tls" : "s#|idn$OOOOOpp:listen_tcp",
+                                     kwlist, &host, &hlen, &port, &idle, &max_queue, &cert, &key, &caf, &cad, &sni,
+                                     &verify, &require_client))
+        return NULL;
+    if (check_c_string(host, hlen, "host") < 0)
+        return NULL;
+    if (port < 0 || port > 65535) {
+        PyErr_Format(PyExc_ValueError, "port %d is out of range 0..65535", port);
+        return NULL;
+    }
+    if (!(idle >= 0.0 && idle <= 86400.0)) {
+        PyErr_SetString(PyExc_ValueError, "idle_timeout must be between 0 (never) and 86400 seconds");
+        return NULL;
+    }
+    if (max_queue < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_queue must be >= 0 (0 = 1 MiB)");
+        return NULL;
+    }
+    struct engine_stream_opts o;
+    memset(&o, 0, sizeof(o));
+    o.idle_ms = idle == 0.0 ? UINT32_MAX : (uint32_t)(idle * 1000.0 + 0.5);
+    if (o.idle_ms == 0)
+        o.idle_ms = 1;
+    o.max_queue = (size_t)max_queue;
+    if (opt_path(cert, "cert", &o.cert_file) < 0 || opt_path(key, "key", &o.key_file) < 0 ||
+        opt_path(caf, "ca_file", &o.ca_file) < 0 || opt_path(cad, "ca_dir", &o.ca_dir) < 0 ||
+        opt_path(sni, "server_name", &o.server_name) < 0)
+        return NULL;
+    if (!tls && (o.cert_file || o.key_file || o.ca_file || o.ca_dir || o.server_name)) {
+        PyErr_SetString(PyExc_ValueError, "certificate options are for listen_tls");
+        return NULL;
+    }
+    o.no_verify = !verify;
+    o.require_client_cert = require_client;
+    if (ensure_open(self) < 0)
+        return NULL;
+    uint32_t tid = 0;
+    uint16_t bound = 0;
+    char err[ERRLEN] = "";
+    int rc;
+    self->inflight++;
+    Py_BEGIN_ALLOW_THREADS
+    rc = tls ? engine_listen_tls(self->e, host, (uint16_t)port, &o, &tid, &bound, err, sizeof(err))
+             : engine_listen_tcp(self->e, host, (uint16_t)port, &o, &tid, &bound, err, sizeof(err));
+    Py_END_ALLOW_THREADS
+    self->inflight--;
+    if (rc < 0) {
+        if (rc != -EINVAL && rc != -ENOMEM) {
+            struct pysip_state *st = state_of((PyObject *)self);
+            PyErr_SetString(st ? st->EngineError : PyExc_RuntimeError, err);
+            return NULL;
+        }
+        return raise_engine(self, rc, err);
+    }
+    return Py_BuildValue("(IH)", tid, bound);
+}
+
+static PyObject *Engine_listen_tcp(EngineObject *self, PyObject *args, PyObject *kwds)
+{
+    return listen_stream(self, args, kwds, 0);
+}
+
+static PyObject *Engine_listen_tls(EngineObject *self, PyObject *args, PyObject *kwds)
+{
+    return listen_stream(self, args, kwds, 1);
+}
+
 static PyObject *Engine_request(EngineObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"transport_id", "host", "port", "method", "uri", "headers", "body", NULL};
@@ -406,15 +502,16 @@ out:
 
 static PyObject *Engine_respond(EngineObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"txn_id", "status", "reason", "headers", "body", NULL};
+    static char *kwlist[] = {"txn_id", "status", "reason", "headers", "body", "reliable", NULL};
     unsigned int txn;
     int status;
     const char *reason = NULL;
     Py_ssize_t rl = 0;
     PyObject *headers = Py_None;
     Py_buffer body = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Ii|z#Oy*:respond", kwlist, &txn, &status, &reason, &rl, &headers,
-                                     &body))
+    int reliable = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Ii|z#Oy*p:respond", kwlist, &txn, &status, &reason, &rl, &headers,
+                                     &body, &reliable))
         return NULL;
     PyObject *ret = NULL, *keep = NULL;
     struct engine_hdr *h = NULL;
@@ -427,7 +524,8 @@ static PyObject *Engine_respond(EngineObject *self, PyObject *args, PyObject *kw
     int rc;
     self->inflight++;
     Py_BEGIN_ALLOW_THREADS
-    rc = engine_respond(self->e, txn, status, reason, h, nh, body.buf, (size_t)body.len, &did, err, sizeof(err));
+    rc = engine_respond_ex(self->e, txn, status, reason, h, nh, body.buf, (size_t)body.len,
+                           reliable ? ENGINE_RESPOND_RELIABLE : 0u, &did, err, sizeof(err));
     Py_END_ALLOW_THREADS
     self->inflight--;
     ret = rc < 0 ? raise_engine(self, rc, err) : PyLong_FromUnsignedLong(did);
@@ -437,6 +535,21 @@ out:
     if (body.obj)
         PyBuffer_Release(&body);
     return ret;
+}
+
+static PyObject *Engine_set_auto_prack(EngineObject *self, PyObject *args)
+{
+    unsigned int tid;
+    int on;
+    if (!PyArg_ParseTuple(args, "Ip:set_auto_prack", &tid, &on) || ensure_open(self) < 0)
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = engine_set_auto_prack(self->e, tid, on);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return raise_engine(self, rc, "unknown transport id");
+    Py_RETURN_NONE;
 }
 
 static PyObject *Engine_cancel(EngineObject *self, PyObject *args)
@@ -508,12 +621,191 @@ static PyObject *Engine_counts(EngineObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     struct engine_counts c;
     engine_get_counts(self->e, &c);
-    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:K,s:K}", "transports", (Py_ssize_t)c.transports,
+    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:K,s:K}", "transports", (Py_ssize_t)c.transports,
+                         "connections", (Py_ssize_t)c.connections,
                          "transactions", (Py_ssize_t)c.transactions, "dialogs", (Py_ssize_t)c.dialogs,
                          "pending_events", (Py_ssize_t)c.pending_events, "rx_messages",
                          (unsigned long long)c.rx_messages, "tx_messages", (unsigned long long)c.tx_messages,
                          "retransmissions", (unsigned long long)c.retransmissions, "events_dropped",
                          (unsigned long long)c.events_dropped, "parse_errors", (unsigned long long)c.parse_errors);
+}
+
+/* Delay in seconds (None = -1) as milliseconds. */
+static int delay_ms(PyObject *o, const char *what, int32_t *out)
+{
+    *out = -1;
+    if (o == NULL || o == Py_None)
+        return 0;
+    double v = PyFloat_AsDouble(o);
+    if (v == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(v >= 0.0 && v <= 86400.0)) {
+        PyErr_Format(PyExc_ValueError, "%s must be None or 0..86400 seconds", what);
+        return -1;
+    }
+    *out = (int32_t)(v * 1000.0 + 0.5);
+    return 0;
+}
+
+static PyObject *Engine_set_profile(EngineObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"transport_id", "ring_delay", "answer_delay", "hold", "auto_200", "summary",
+                             "contact", "content_type", "body", "headers", "clear", NULL};
+    unsigned int tid;
+    PyObject *ring = Py_None, *answer = Py_None, *hold = Py_None, *autos = Py_None, *contact = Py_None,
+             *ctype = Py_None, *headers = Py_None;
+    int summary = 1, clear = 0;
+    Py_buffer body = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "I|$OOOOpOOy*Op:set_profile", kwlist, &tid, &ring, &answer, &hold,
+                                     &autos, &summary, &contact, &ctype, &body, &headers, &clear))
+        return NULL;
+    PyObject *ret = NULL, *keep = NULL, *afast = NULL;
+    struct engine_hdr *h = NULL;
+    size_t nh = 0;
+    struct engine_profile p;
+    memset(&p, 0, sizeof(p));
+    if (ensure_open(self) < 0 || delay_ms(ring, "ring_delay", &p.ring_delay_ms) < 0 ||
+        delay_ms(answer, "answer_delay", &p.answer_delay_ms) < 0 || delay_ms(hold, "hold", &p.hold_ms) < 0 ||
+        opt_path(contact, "contact", &p.contact) < 0 || opt_path(ctype, "content_type", &p.content_type) < 0 ||
+        convert_headers(headers, &h, &nh, &keep) < 0)
+        goto out;
+    if (autos == Py_None) {
+        p.auto_200 = ENGINE_AUTO_BYE | ENGINE_AUTO_OPTIONS | ENGINE_AUTO_NOTIFY | ENGINE_AUTO_INFO;
+    } else {
+        afast = PySequence_Fast(autos, "auto_200 must be a sequence of method names");
+        if (afast == NULL)
+            goto out;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(afast); i++) {
+            PyObject *it = PySequence_Fast_GET_ITEM(afast, i);
+            const char *m = PyUnicode_Check(it) ? PyUnicode_AsUTF8(it) : NULL;
+            if (m == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "auto_200 items must be str");
+                goto out;
+            }
+            if (strcmp(m, "BYE") == 0)
+                p.auto_200 |= ENGINE_AUTO_BYE;
+            else if (strcmp(m, "OPTIONS") == 0)
+                p.auto_200 |= ENGINE_AUTO_OPTIONS;
+            else if (strcmp(m, "NOTIFY") == 0)
+                p.auto_200 |= ENGINE_AUTO_NOTIFY;
+            else if (strcmp(m, "INFO") == 0)
+                p.auto_200 |= ENGINE_AUTO_INFO;
+            else {
+                PyErr_Format(PyExc_ValueError, "auto_200: %.32s is not one of BYE, OPTIONS, NOTIFY, INFO", m);
+                goto out;
+            }
+        }
+    }
+    p.summary = summary;
+    p.body = body.buf;
+    p.blen = (size_t)body.len;
+    p.hdrs = h;
+    p.nhdrs = nh;
+    char err[ERRLEN] = "";
+    int rc;
+    self->inflight++;
+    Py_BEGIN_ALLOW_THREADS
+    rc = engine_set_profile(self->e, tid, clear ? NULL : &p, err, sizeof(err));
+    Py_END_ALLOW_THREADS
+    self->inflight--;
+    ret = rc < 0 ? raise_engine(self, rc, err) : Py_NewRef(Py_None);
+out:
+    PyMem_Free(h);
+    Py_XDECREF(keep);
+    Py_XDECREF(afast);
+    if (body.obj)
+        PyBuffer_Release(&body);
+    return ret;
+}
+
+static PyObject *Engine_load_start(EngineObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"transport_id", "host", "port", "ruri", "from_uri", "to_uri", "rate", "calls",
+                             "concurrency", "hold", "body", "contact", NULL};
+    struct engine_load_cfg c;
+    memset(&c, 0, sizeof(c));
+    unsigned int tid;
+    int port;
+    const char *to_uri = NULL, *contact = NULL;
+    double rate = 0.0, hold = 0.0;
+    unsigned long long calls = 0;
+    unsigned int conc = 0;
+    Py_buffer body = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Isiss|$zdKIdy*z:load_start", kwlist, &tid, &c.host, &port, &c.ruri,
+                                     &c.from_uri, &to_uri, &rate, &calls, &conc, &hold, &body, &contact))
+        return NULL;
+    PyObject *ret = NULL;
+    if (ensure_open(self) < 0)
+        goto out;
+    if (port <= 0 || port > 65535) {
+        PyErr_Format(PyExc_ValueError, "port %d is out of range 1..65535", port);
+        goto out;
+    }
+    if (!(hold >= 0.0 && hold <= 86400.0)) {
+        PyErr_SetString(PyExc_ValueError, "hold must be 0..86400 seconds");
+        goto out;
+    }
+    c.transport_id = tid;
+    c.port = (uint16_t)port;
+    c.to_uri = to_uri;
+    c.contact = contact;
+    c.rate = rate;
+    c.max_calls = calls;
+    c.max_concurrent = conc;
+    c.hold_ms = (int32_t)(hold * 1000.0 + 0.5);
+    c.body = body.buf;
+    c.blen = (size_t)body.len;
+    char err[ERRLEN] = "";
+    int rc;
+    self->inflight++;
+    Py_BEGIN_ALLOW_THREADS
+    rc = engine_load_start(self->e, &c, err, sizeof(err));
+    Py_END_ALLOW_THREADS
+    self->inflight--;
+    ret = rc < 0 ? raise_engine(self, rc, err) : Py_NewRef(Py_None);
+out:
+    if (body.obj)
+        PyBuffer_Release(&body);
+    return ret;
+}
+
+static PyObject *Engine_load_stop(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (ensure_open(self) < 0)
+        return NULL;
+    (void)engine_load_stop(self->e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Engine_load_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (ensure_open(self) < 0)
+        return NULL;
+    struct engine_load_stats s;
+    if (engine_load_stats(self->e, &s) < 0) {
+        PyErr_SetString(PyExc_KeyError, "no load was started on this engine");
+        return NULL;
+    }
+    PyObject *fail = PyDict_New();
+    if (fail == NULL)
+        return NULL;
+    for (size_t i = 0; i < s.nfail && i < ENGINE_LOAD_REASONS; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(s.fail[i].count);
+        if (v == NULL || PyDict_SetItemString(fail, s.fail[i].reason, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(fail);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return Py_BuildValue("{s:O,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:N,s:d,s:d,s:d,s:d}", "running",
+                         s.running ? Py_True : Py_False, "started", (unsigned long long)s.started, "answered",
+                         (unsigned long long)s.answered, "completed", (unsigned long long)s.completed, "failed",
+                         (unsigned long long)s.failed, "active", (unsigned long long)s.active, "retransmissions",
+                         (unsigned long long)s.retransmissions, "elapsed", s.elapsed_s, "failures", fail,
+                         "setup_p50_ms", s.setup_p50_ms, "setup_p95_ms", s.setup_p95_ms, "setup_p99_ms",
+                         s.setup_p99_ms, "setup_max_ms", s.setup_max_ms);
 }
 
 static PyMethodDef Engine_methods[] = {
@@ -526,16 +818,34 @@ static PyMethodDef Engine_methods[] = {
      "status, message, info)"},
     {"listen_udp", (PyCFunction)(void (*)(void))Engine_listen_udp, METH_VARARGS | METH_KEYWORDS,
      "listen_udp(host, port=0) -> (transport_id, bound_port)"},
+    {"listen_tcp", (PyCFunction)(void (*)(void))Engine_listen_tcp, METH_VARARGS | METH_KEYWORDS,
+     "listen_tcp(host, port=0, idle_timeout=60.0, max_queue=0) -> (transport_id, bound_port)"},
+    {"listen_tls", (PyCFunction)(void (*)(void))Engine_listen_tls, METH_VARARGS | METH_KEYWORDS,
+     "listen_tls(host, port=0, idle_timeout=60.0, max_queue=0, *, cert=None, key=None, ca_file=None, ca_dir=None,\n"
+     "           server_name=None, verify=True, require_client_cert=False) -> (transport_id, bound_port)"},
     {"request", (PyCFunction)(void (*)(void))Engine_request, METH_VARARGS | METH_KEYWORDS,
      "request(transport_id, host, port, method, uri, headers=(), body=b'') -> txn_id"},
     {"dialog_request", (PyCFunction)(void (*)(void))Engine_dialog_request, METH_VARARGS | METH_KEYWORDS,
      "dialog_request(dialog_id, method, headers=(), body=b'') -> txn_id"},
     {"respond", (PyCFunction)(void (*)(void))Engine_respond, METH_VARARGS | METH_KEYWORDS,
-     "respond(txn_id, status, reason=None, headers=(), body=b'') -> dialog_id (0 if none)"},
+     "respond(txn_id, status, reason=None, headers=(), body=b'', reliable=False) -> dialog_id (0 if none);\n"
+     "reliable=True sends a 101-199 to an INVITE reliably (RFC 3262: Require: 100rel, RSeq, retransmitted\n"
+     "until PRACKed)"},
     {"cancel", (PyCFunction)Engine_cancel, METH_VARARGS, "cancel(invite_txn_id) -> cancel_txn_id"},
     {"send_raw", (PyCFunction)Engine_send_raw, METH_VARARGS, "send_raw(transport_id, host, port, data)"},
     {"dialog_info", (PyCFunction)Engine_dialog_info, METH_VARARGS, "dialog_info(dialog_id) -> dict"},
     {"counts", (PyCFunction)Engine_counts, METH_NOARGS, "Table sizes and counters."},
+    {"set_auto_prack", (PyCFunction)Engine_set_auto_prack, METH_VARARGS,
+     "set_auto_prack(transport_id, on): PRACK reliable provisionals received on this transport (default on)."},
+    {"set_profile", (PyCFunction)(void (*)(void))Engine_set_profile, METH_VARARGS | METH_KEYWORDS,
+     "set_profile(transport_id, *, ring_delay=None, answer_delay=None, hold=None, auto_200=None (all),\n"
+     "            summary=True, contact=None, content_type=None, body=b'', headers=(), clear=False)\n"
+     "Hand a transport's routine call behaviour to the signalling thread (delays in seconds, None = never)."},
+    {"load_start", (PyCFunction)(void (*)(void))Engine_load_start, METH_VARARGS | METH_KEYWORDS,
+     "load_start(transport_id, host, port, ruri, from_uri, *, to_uri=None, rate, calls=0, concurrency=0,\n"
+     "           hold=0.0, body=b'', contact=None): place calls from the signalling thread ('%n' = call number)."},
+    {"load_stop", (PyCFunction)Engine_load_stop, METH_NOARGS, "Stop placing new load calls."},
+    {"load_stats", (PyCFunction)Engine_load_stats, METH_NOARGS, "Counters of the load run (dict)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -278,6 +278,24 @@ static PyObject *message_get_headers(MessageObject *self, void *closure)
     return list;
 }
 
+static PyObject *message_get_warnings(MessageObject *self, void *closure)
+{
+    (void)closure;
+    const struct sipmsg *m = self->m;
+    PyObject *list = PyList_New((Py_ssize_t)m->nwarnings);
+    if (list == NULL)
+        return NULL;
+    for (size_t i = 0; i < m->nwarnings; i++) {
+        PyObject *w = PyUnicode_FromFormat("%s (at byte %zu)", m->warnings[i].what, m->warnings[i].offset);
+        if (w == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, w);
+    }
+    return list;
+}
+
 static PyObject *message_get_body(MessageObject *self, void *closure)
 {
     (void)closure;
@@ -533,6 +551,8 @@ static PyGetSetDef message_getset[] = {
     {"version", (getter)message_get_version, NULL, "SIP version from the start line, e.g. 'SIP/2.0'.", NULL},
     {"headers", (getter)message_get_headers, NULL, "List of (name, value) in wire order, names as written.", NULL},
     {"body", (getter)message_get_body, NULL, "The body bytes.", NULL},
+    {"warnings", (getter)message_get_warnings, NULL,
+     "What the parser accepted as a tolerant element (RFC 4475), e.g. a Date not in GMT: list of str.", NULL},
     {"call_id", (getter)message_get_call_id, NULL, "Call-ID value or None.", NULL},
     {"content_length", (getter)message_get_content_length, NULL, "Content-Length value or None when absent.",
      NULL},
@@ -552,7 +572,7 @@ static PyType_Spec message_spec = {
     .name = "pysiptest._core.Message",
     .basicsize = sizeof(MessageObject),
     .itemsize = 0,
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = message_slots,
 };
 
@@ -567,7 +587,8 @@ PyObject *pysip_message_wrap(struct pysip_state *st, struct sipmsg *m)
         PyErr_SetString(PyExc_SystemError, "pysiptest._core.Message type is not initialised");
         return NULL;
     }
-    MessageObject *self = (MessageObject *)st->MessageType->tp_alloc(st->MessageType, 0);
+    PyTypeObject *cls = st->MessageClass ? st->MessageClass : st->MessageType;
+    MessageObject *self = (MessageObject *)cls->tp_alloc(cls, 0);
     if (self == NULL) {
         sipmsg_free(m);
         return NULL;
@@ -586,10 +607,12 @@ int pysip_message_add_types(PyObject *module, struct pysip_state *st)
 
 /* ---- module functions ---- */
 
-static PyObject *parse_impl(PyObject *module, const char *data, size_t len, size_t max_size, size_t max_headers)
+static PyObject *parse_impl(PyObject *module, const char *data, size_t len, size_t max_size, size_t max_headers,
+                           int strict)
 {
     struct pysip_state *st = pysip_state_from_module(module);
-    struct sipmsg_limits lim = {.max_size = max_size, .max_headers = max_headers};
+    struct sipmsg_limits lim = {.max_size = max_size, .max_headers = max_headers,
+                                .flags = strict ? 0u : SIPMSG_SYNTAX_ONLY};
     struct sipmsg *m = NULL;
     struct sip_error e = {0};
     int rc = sipmsg_parse(data, len, &lim, &m, &e);
@@ -600,16 +623,17 @@ static PyObject *parse_impl(PyObject *module, const char *data, size_t len, size
 
 static PyObject *pysip_parse(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"data", "max_size", "max_headers", NULL};
+    static char *kwlist[] = {"data", "max_size", "max_headers", "strict", NULL};
     Py_buffer buf;
     Py_ssize_t max_size = 0, max_headers = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|nn:parse", kwlist, &buf, &max_size, &max_headers))
+    int strict = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|nn$p:parse", kwlist, &buf, &max_size, &max_headers, &strict))
         return NULL;
     PyObject *r = NULL;
     if (max_size < 0 || max_headers < 0)
         PyErr_SetString(PyExc_ValueError, "max_size and max_headers must be >= 0 (0 means the default)");
     else
-        r = parse_impl(module, buf.buf, (size_t)buf.len, (size_t)max_size, (size_t)max_headers);
+        r = parse_impl(module, buf.buf, (size_t)buf.len, (size_t)max_size, (size_t)max_headers, strict);
     PyBuffer_Release(&buf);
     return r;
 }
@@ -657,10 +681,82 @@ static PyObject *pysip_parse_uri(PyObject *module, PyObject *arg)
     return r;
 }
 
+/* A str argument as UTF-8 bytes (surrogateescape); returns a new bytes object or NULL. */
+static PyObject *str_arg_bytes(PyObject *arg, const char *fn)
+{
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s() argument must be str, not %.100s", fn, Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    return PyUnicode_AsEncodedString(arg, "utf-8", "surrogateescape");
+}
+
+static PyObject *pysip_parse_nameaddr(PyObject *module, PyObject *arg)
+{
+    PyObject *b = str_arg_bytes(arg, "parse_nameaddr");
+    if (b == NULL)
+        return NULL;
+    struct sip_str s = {PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b)};
+    struct sip_nameaddr na;
+    struct sip_error e = {0};
+    PyObject *d = NULL;
+    int rc = sip_nameaddr_parse(s, &na, &e);
+    if (rc < 0) {
+        raise_sip_error(pysip_state_from_module(module), rc, &e);
+    } else {
+        PyObject *display = unescape_display(na.display);
+        PyObject *uri = str_of(na.uri);
+        PyObject *tag = str_or_none(na.tag, 1);
+        PyObject *params = params_dict(na.params);
+        if (display && uri && tag && params)
+            d = Py_BuildValue("{sOsOsOsO}", "display", display, "uri", uri, "tag", tag, "params", params);
+        Py_XDECREF(display);
+        Py_XDECREF(uri);
+        Py_XDECREF(tag);
+        Py_XDECREF(params);
+    }
+    Py_DECREF(b);
+    return d;
+}
+
+static PyObject *pysip_parse_via(PyObject *module, PyObject *arg)
+{
+    PyObject *b = str_arg_bytes(arg, "parse_via");
+    if (b == NULL)
+        return NULL;
+    struct sip_str s = {PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b)};
+    struct sip_via v;
+    struct sip_error e = {0};
+    int rc = sip_via_parse(s, &v, &e);
+    PyObject *d = rc < 0 ? raise_sip_error(pysip_state_from_module(module), rc, &e) : via_dict(&v);
+    Py_DECREF(b);
+    return d;
+}
+
+static PyObject *pysip_set_message_class(PyObject *module, PyObject *arg)
+{
+    struct pysip_state *st = pysip_state_from_module(module);
+    if (!PyType_Check(arg) || !PyType_IsSubtype((PyTypeObject *)arg, st->MessageType)) {
+        PyErr_SetString(PyExc_TypeError, "_set_message_class() needs a subclass of _core.Message");
+        return NULL;
+    }
+    Py_XSETREF(st->MessageClass, (PyTypeObject *)Py_NewRef(arg));
+    Py_RETURN_NONE;
+}
+
 PyMethodDef pysip_message_functions[] = {
+    {"parse_nameaddr", (PyCFunction)pysip_parse_nameaddr, METH_O,
+     "parse_nameaddr(s) -> dict\n\nOne name-addr or addr-spec (From, To, a Contact element) as a dict with display, "
+     "uri, tag and params. Raises ParseError."},
+    {"parse_via", (PyCFunction)pysip_parse_via, METH_O,
+     "parse_via(s) -> dict\n\nOne via-parm as a dict with transport, host, port, branch, received, rport, params."},
+    {"_set_message_class", (PyCFunction)pysip_set_message_class, METH_O,
+     "_set_message_class(cls)\n\nMake parse() and engine events create cls, a subclass of _core.Message "
+     "(pysiptest.Message)."},
     {"parse", (PyCFunction)(void (*)(void))pysip_parse, METH_VARARGS | METH_KEYWORDS,
-     "parse(data, max_size=0, max_headers=0) -> Message\n\nParse one SIP message (datagram semantics: bytes past "
-     "Content-Length are ignored). 0 limits mean the defaults (65535 bytes, 256 headers). Raises ParseError."},
+     "parse(data, max_size=0, max_headers=0, *, strict=True) -> Message\n\nParse one SIP message (datagram semantics: "
+     "bytes past Content-Length are ignored). 0 limits mean the defaults (65535 bytes, 256 headers). strict=False "
+     "indexes the message without the RFC 3261 header checks. Raises ParseError."},
     {"parse_uri", (PyCFunction)pysip_parse_uri, METH_O,
      "parse_uri(s) -> dict\n\nSplit a URI into scheme, user, password, host, port, params and headers. For schemes "
      "other than sip, sips and tel the part after 'scheme:' is returned as user. Raises ParseError."},

@@ -247,6 +247,47 @@ nomem:
     return -ENOMEM;
 }
 
+int dialog_new_notify(const struct sipmsg *sub, const struct sipmsg *notify, struct dialog **out)
+{
+    const struct sip_hdr *from, *to, *cid, *nfrom;
+    struct sip_cseq cseq;
+    if (common(sub, &from, &to, &cid, &cseq) < 0)
+        return -EBADMSG;
+    size_t p = 0;
+    nfrom = sipmsg_find(notify, SIP_HDR_FROM, NULL, &p);
+    struct sip_nameaddr fna, nna;
+    if (nfrom == NULL || sip_nameaddr_parse(from->value, &fna, NULL) < 0 ||
+        sip_nameaddr_parse(nfrom->value, &nna, NULL) < 0 || fna.tag.len == 0 || nna.tag.len == 0)
+        return -EBADMSG;
+    struct dialog *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return -ENOMEM;
+    d->is_uac = 1;
+    d->state = DIALOG_CONFIRMED;
+    d->call_id = dup_str(cid->value);
+    d->local_tag = dup_str(fna.tag);
+    d->remote_tag = dup_str(nna.tag);
+    d->local_uri = dup_without_tag(from->value);
+    d->remote_uri = dup_without_tag(to->value);
+    d->local_cseq = cseq.num;
+    if (!d->call_id || !d->local_tag || !d->remote_tag || !d->local_uri || !d->remote_uri)
+        goto nomem;
+    int rc = contact_uri(notify, &d->remote_target);
+    if (rc == -ENOMEM)
+        goto nomem;
+    if (rc < 0) {
+        dialog_free(d);
+        return -EBADMSG; /* a NOTIFY must carry a Contact */
+    }
+    if (route_set_from(notify, 0, &d->route, &d->nroute) < 0)
+        goto nomem;
+    *out = d;
+    return 0;
+nomem:
+    dialog_free(d);
+    return -ENOMEM;
+}
+
 int dialog_refresh_target(struct dialog *d, const struct sipmsg *msg)
 {
     char *t = NULL;

@@ -36,6 +36,9 @@ int dialog_new_uac(const struct sipmsg *req, const struct sipmsg *resp, struct d
 /* UAS: req is the received INVITE; local_tag our To tag. */
 int dialog_new_uas(const struct sipmsg *req, const char *local_tag, struct dialog **out);
 void dialog_free(struct dialog *d);
+/* Subscriber: sub is our SUBSCRIBE or REFER, notify a NOTIFY that arrived before the 2xx (RFC 6665 4.1.2.4): the
+ * remote tag is the NOTIFY's From tag, the target its Contact, the route set its Record-Route (not reversed). */
+int dialog_new_notify(const struct sipmsg *sub, const struct sipmsg *notify, struct dialog **out);
 
 /* Target refresh: take the remote target from msg's Contact if it has one. 0 or negative. */
 int dialog_refresh_target(struct dialog *d, const struct sipmsg *msg);

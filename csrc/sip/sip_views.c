@@ -178,8 +178,11 @@ int sip_uri_parse(struct sip_str in, struct sip_uri *out, struct sip_error *err)
     if (rest.len == 0)
         return sip_error_set(err, -EBADMSG, off_in(in, rest.p), "URI is empty after its scheme");
 
-    int is_sip = sip_str_ieqc(out->scheme, "sip") || sip_str_ieqc(out->scheme, "sips");
-    int is_tel = sip_str_ieqc(out->scheme, "tel");
+    const char *sc = out->scheme.p;
+    size_t sl = out->scheme.len;
+    int is_sip = (sl == 3 || (sl == 4 && (sc[3] | 0x20) == 's')) && (sc[0] | 0x20) == 's' && (sc[1] | 0x20) == 'i' &&
+                 (sc[2] | 0x20) == 'p';
+    int is_tel = sl == 3 && (sc[0] | 0x20) == 't' && (sc[1] | 0x20) == 'e' && (sc[2] | 0x20) == 'l';
     if (!is_sip && !is_tel) { /* opaque: everything after "scheme:" */
         out->user = rest;
         return 0;
@@ -200,18 +203,18 @@ int sip_uri_parse(struct sip_str in, struct sip_uri *out, struct sip_error *err)
         }
         hp = (struct sip_str){at + 1, rest.len - ui.len - 1};
     }
-    size_t q = 0;
-    while (q < hp.len && hp.p[q] != '?')
-        q++;
+    /* one pass: the first ';' (params) and the first '?' (headers); a ';' after the '?' is part of the headers */
+    size_t q = 0, semi = hp.len;
+    for (; q < hp.len && hp.p[q] != '?'; q++)
+        if (hp.p[q] == ';' && semi == hp.len)
+            semi = q;
     if (q < hp.len)
         out->headers = (struct sip_str){hp.p + q + 1, hp.len - q - 1};
-    struct sip_str before_q = {hp.p, q};
-    size_t sc = 0;
-    while (sc < before_q.len && before_q.p[sc] != ';')
-        sc++;
-    if (sc < before_q.len)
-        out->params = (struct sip_str){before_q.p + sc + 1, before_q.len - sc - 1};
-    struct sip_str main = {before_q.p, sc};
+    if (semi > q)
+        semi = q;
+    if (semi < q)
+        out->params = (struct sip_str){hp.p + semi + 1, q - semi - 1};
+    struct sip_str main = {hp.p, semi};
     if (is_tel) {
         if (main.len == 0)
             return sip_error_set(err, -EBADMSG, off_in(in, hp.p), "tel URI has no number");
@@ -303,16 +306,23 @@ int sip_via_parse(struct sip_str in, struct sip_via *out, struct sip_error *err)
                                  (unsigned char)s.p[i]);
         out->params = sip_lex_trim((struct sip_str){s.p + i + 1, s.len - i - 1});
     }
-    struct sip_str v;
-    if (sip_param_find(out->params, "branch", &v) == 0)
-        out->branch = v;
-    if (sip_param_find(out->params, "received", &v) == 0)
-        out->received = v;
-    if (sip_param_find(out->params, "rport", &v) == 0) {
-        out->has_rport = 1;
-        if (v.len && parse_port(v, &out->rport) < 0)
-            return sip_error_set(err, -EBADMSG, off_in(in, v.p), "Via rport \"%.*s\" is not a number in 1..65535",
-                                 (int)(v.len > 16 ? 16 : v.len), v.p);
+    /* one pass over the parameters; the first of each name counts, as with sip_param_find */
+    struct sip_str rest = out->params, pn, v;
+    int seen_branch = 0, seen_received = 0;
+    while (sip_param_next(&rest, &pn, &v) == 0) {
+        if (!seen_branch && sip_str_ieqc(pn, "branch")) {
+            out->branch = v;
+            seen_branch = 1;
+        } else if (!seen_received && sip_str_ieqc(pn, "received")) {
+            out->received = v;
+            seen_received = 1;
+        } else if (!out->has_rport && sip_str_ieqc(pn, "rport")) {
+            out->has_rport = 1;
+            if (v.len && parse_port(v, &out->rport) < 0)
+                return sip_error_set(err, -EBADMSG, off_in(in, v.p),
+                                     "Via rport \"%.*s\" is not a number in 1..65535", (int)(v.len > 16 ? 16 : v.len),
+                                     v.p);
+        }
     }
     return 0;
 }
@@ -380,6 +390,11 @@ int sip_nameaddr_parse(struct sip_str in, struct sip_nameaddr *out, struct sip_e
             while (e < s.len && s.p[e] != ';')
                 e++;
             out->uri = sip_lex_trim((struct sip_str){s.p, e});
+            /* RFC 3261 20.10: a URI with ',', ';' or '?' must be written inside <> (RFC 4475 3.1.2.13) */
+            const char *q = out->uri.len ? memchr(out->uri.p, '?', out->uri.len) : NULL;
+            if (q != NULL)
+                return sip_error_set(err, -EBADMSG, off_in(in, q),
+                                     "a URI with '?' headers must be enclosed in <> (RFC 3261 20.10)");
             if (!(out->uri.len == 1 && out->uri.p[0] == '*') && (rc = sip_uri_parse(out->uri, &u, err)) < 0) {
                 if (err)
                     err->offset += off_in(in, out->uri.p);
@@ -403,7 +418,10 @@ int sip_nameaddr_parse(struct sip_str in, struct sip_nameaddr *out, struct sip_e
         ue++;
     if (ue >= s.len)
         return sip_error_set(err, -EBADMSG, off_in(in, s.p + i), "'<' without a matching '>'");
-    out->uri = sip_lex_trim((struct sip_str){s.p + ub, ue - ub});
+    out->uri = (struct sip_str){s.p + ub, ue - ub};
+    if (out->uri.len && (sip_lex_lws(out->uri.p[0]) || sip_lex_lws(out->uri.p[out->uri.len - 1])))
+        return sip_error_set(err, -EBADMSG, off_in(in, s.p + i),
+                             "whitespace inside <> around the URI (RFC 3261 addr-spec, RFC 4475 3.1.2.14)");
     if ((rc = sip_uri_parse(out->uri, &u, err)) < 0) {
         if (err)
             err->offset += off_in(in, out->uri.p);

@@ -16,6 +16,7 @@
 
 #define SIPMSG_DEFAULT_MAX_SIZE 65535u
 #define SIPMSG_DEFAULT_MAX_HEADERS 256u
+#define SIPMSG_INLINE_HEADERS 24u /* header slots allocated with the message; more are malloc'd */
 
 
 int sip_error_set(struct sip_error *err, int code, size_t offset, const char *fmt, ...)
@@ -62,47 +63,82 @@ int sip_str_ieqc(struct sip_str a, const char *c)
 
 struct hdr_name {
     const char *name;
+    unsigned char len;
     char compact; /* 0 when none */
     enum sip_hdr_id id;
 };
 
+#define HN(lit, c, id) {lit, sizeof(lit) - 1, c, id}
 static const struct hdr_name hdr_names[] = {
-    {"Via", 'v', SIP_HDR_VIA},
-    {"From", 'f', SIP_HDR_FROM},
-    {"To", 't', SIP_HDR_TO},
-    {"Call-ID", 'i', SIP_HDR_CALL_ID},
-    {"CSeq", 0, SIP_HDR_CSEQ},
-    {"Contact", 'm', SIP_HDR_CONTACT},
-    {"Max-Forwards", 0, SIP_HDR_MAX_FORWARDS},
-    {"Content-Length", 'l', SIP_HDR_CONTENT_LENGTH},
-    {"Content-Type", 'c', SIP_HDR_CONTENT_TYPE},
-    {"Route", 0, SIP_HDR_ROUTE},
-    {"Record-Route", 0, SIP_HDR_RECORD_ROUTE},
-    {"Expires", 0, SIP_HDR_EXPIRES},
-    {"Supported", 'k', SIP_HDR_SUPPORTED},
-    {"Require", 0, SIP_HDR_REQUIRE},
-    {"Event", 'o', SIP_HDR_EVENT},
-    {"Subject", 's', SIP_HDR_SUBJECT},
-    {"Refer-To", 'r', SIP_HDR_REFER_TO},
-    {"Session-Expires", 'x', SIP_HDR_SESSION_EXPIRES},
-    {"Content-Encoding", 'e', SIP_HDR_CONTENT_ENCODING},
-    {"Allow-Events", 'u', SIP_HDR_ALLOW_EVENTS},
-    {"Referred-By", 'b', SIP_HDR_REFERRED_BY},
-    {"RSeq", 0, SIP_HDR_RSEQ},
-    {"RAck", 0, SIP_HDR_RACK},
-    {"User-Agent", 0, SIP_HDR_USER_AGENT},
+    HN("Via", 'v', SIP_HDR_VIA),
+    HN("From", 'f', SIP_HDR_FROM),
+    HN("To", 't', SIP_HDR_TO),
+    HN("Call-ID", 'i', SIP_HDR_CALL_ID),
+    HN("CSeq", 0, SIP_HDR_CSEQ),
+    HN("Contact", 'm', SIP_HDR_CONTACT),
+    HN("Max-Forwards", 0, SIP_HDR_MAX_FORWARDS),
+    HN("Content-Length", 'l', SIP_HDR_CONTENT_LENGTH),
+    HN("Content-Type", 'c', SIP_HDR_CONTENT_TYPE),
+    HN("Route", 0, SIP_HDR_ROUTE),
+    HN("Record-Route", 0, SIP_HDR_RECORD_ROUTE),
+    HN("Expires", 0, SIP_HDR_EXPIRES),
+    HN("Supported", 'k', SIP_HDR_SUPPORTED),
+    HN("Require", 0, SIP_HDR_REQUIRE),
+    HN("Event", 'o', SIP_HDR_EVENT),
+    HN("Subject", 's', SIP_HDR_SUBJECT),
+    HN("Refer-To", 'r', SIP_HDR_REFER_TO),
+    HN("Session-Expires", 'x', SIP_HDR_SESSION_EXPIRES),
+    HN("Content-Encoding", 'e', SIP_HDR_CONTENT_ENCODING),
+    HN("Allow-Events", 'u', SIP_HDR_ALLOW_EVENTS),
+    HN("Referred-By", 'b', SIP_HDR_REFERRED_BY),
+    HN("RSeq", 0, SIP_HDR_RSEQ),
+    HN("RAck", 0, SIP_HDR_RACK),
+    HN("User-Agent", 0, SIP_HDR_USER_AGENT),
 };
+#undef HN
+
+/* 1 + index into hdr_names of the names of each length (2..16), 0-terminated */
+static const unsigned char hdr_by_len[17][6] = {
+    [2] = {3},                 /* To */
+    [3] = {1},                 /* Via */
+    [4] = {2, 5, 22, 23},      /* From CSeq RSeq RAck */
+    [5] = {10, 15},            /* Route Event */
+    [7] = {4, 6, 12, 14, 16},  /* Call-ID Contact Expires Require Subject */
+    [8] = {17},                /* Refer-To */
+    [9] = {13},                /* Supported */
+    [10] = {24},               /* User-Agent */
+    [11] = {21},               /* Referred-By */
+    [12] = {7, 9, 11, 20},     /* Max-Forwards Content-Type Record-Route Allow-Events */
+    [14] = {8},                /* Content-Length */
+    [15] = {18},               /* Session-Expires */
+    [16] = {19},               /* Content-Encoding */
+};
+
+/* Case-insensitive compare of n bytes; b is a known name (letters, digits and '-'). */
+static int ieq_n(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((a[i] | 0x20) != (b[i] | 0x20))
+            return 0;
+    return 1;
+}
 
 enum sip_hdr_id sip_hdr_id_of(const char *name, size_t len)
 {
-    if (name == NULL || len == 0)
+    if (name == NULL || len == 0 || len > 16)
         return SIP_HDR_OTHER;
-    struct sip_str s = {name, len};
-    for (size_t i = 0; i < sizeof hdr_names / sizeof hdr_names[0]; i++) {
-        if (len == 1 && hdr_names[i].compact && sip_lex_lower(name[0]) == hdr_names[i].compact)
-            return hdr_names[i].id;
-        if (sip_str_ieqc(s, hdr_names[i].name))
-            return hdr_names[i].id;
+    char first = sip_lex_lower(name[0]);
+    if (len == 1) {
+        for (size_t i = 0; i < sizeof hdr_names / sizeof hdr_names[0]; i++)
+            if (hdr_names[i].compact == first)
+                return hdr_names[i].id;
+        return SIP_HDR_OTHER;
+    }
+    /* by length, then first letter: at most a few full compares */
+    for (const unsigned char *i = hdr_by_len[len]; *i; i++) {
+        const struct hdr_name *h = &hdr_names[*i - 1];
+        if ((h->name[0] | 0x20) == first && ieq_n(name, h->name, len))
+            return h->id;
     }
     return SIP_HDR_OTHER;
 }
@@ -132,6 +168,18 @@ const struct sip_hdr *sipmsg_find(const struct sipmsg *m, enum sip_hdr_id id, co
 
 int sip_list_next(struct sip_str *rest, struct sip_str *elem)
 {
+    /* fast path: no quotes and no angle brackets in the rest, so the element ends at the next comma */
+    while (rest->len && memchr(rest->p, '"', rest->len) == NULL && memchr(rest->p, '<', rest->len) == NULL) {
+        const char *comma = memchr(rest->p, ',', rest->len);
+        size_t i = comma ? (size_t)(comma - rest->p) : rest->len;
+        struct sip_str e = sip_lex_trim((struct sip_str){rest->p, i});
+        rest->p += comma ? i + 1 : i;
+        rest->len -= comma ? i + 1 : i;
+        if (e.len) {
+            *elem = e;
+            return 0;
+        }
+    }
     while (rest->len) {
         const char *p = rest->p;
         size_t n = rest->len, i = 0;
@@ -176,9 +224,9 @@ void sipmsg_free(struct sipmsg *m)
 {
     if (m == NULL)
         return;
-    free(m->hdrs);
-    free(m->buf);
-    free(m);
+    if (m->hdrs != (struct sip_hdr *)(m + 1)) /* grew past the inline array */
+        free(m->hdrs);
+    free(m); /* the struct, the inline header array and the buffer are one allocation */
 }
 
 /* "SIP/" 1*DIGIT "." 1*DIGIT, case-insensitive "SIP". */
@@ -293,9 +341,12 @@ static int add_hdr(struct sipmsg *m, size_t *cap, size_t max_headers, const stru
         size_t ncap = *cap ? *cap * 2 : 32;
         if (ncap > max_headers)
             ncap = max_headers;
-        struct sip_hdr *nh = realloc(m->hdrs, ncap * sizeof *nh);
+        int inline_hdrs = m->hdrs == (struct sip_hdr *)(m + 1);
+        struct sip_hdr *nh = inline_hdrs ? malloc(ncap * sizeof *nh) : realloc(m->hdrs, ncap * sizeof *nh);
         if (nh == NULL)
             return -ENOMEM;
+        if (inline_hdrs)
+            memcpy(nh, m->hdrs, m->nhdrs * sizeof *nh);
         m->hdrs = nh;
         *cap = ncap;
     }
@@ -314,7 +365,7 @@ static int parse_headers_and_body(struct sipmsg *m, size_t pos, size_t max_heade
 {
     char *b = m->buf;
     size_t len = m->len;
-    size_t cap = 0, lineno = 1; /* the start line is line 1 */
+    size_t cap = SIPMSG_INLINE_HEADERS, lineno = 1; /* the start line is line 1 */
     int have_cl = 0;
     size_t cl = 0;
     size_t body_start = len;
@@ -428,14 +479,13 @@ int sipmsg_parse(const char *data, size_t len, const struct sipmsg_limits *lim, 
     if (pos >= len)
         return sip_error_set(err, -ENODATA, pos, "empty message");
 
-    struct sipmsg *m = calloc(1, sizeof *m);
+    /* one allocation: the struct, an inline array of SIPMSG_INLINE_HEADERS headers, then the buffer */
+    struct sipmsg *m = malloc(sizeof *m + SIPMSG_INLINE_HEADERS * sizeof(struct sip_hdr) + len + 1);
     if (m == NULL)
         return sip_error_set(err, -ENOMEM, 0, "out of memory");
-    m->buf = malloc(len + 1);
-    if (m->buf == NULL) {
-        free(m);
-        return sip_error_set(err, -ENOMEM, 0, "out of memory");
-    }
+    memset(m, 0, sizeof *m);
+    m->hdrs = (struct sip_hdr *)(m + 1);
+    m->buf = (char *)(m->hdrs + SIPMSG_INLINE_HEADERS);
     memcpy(m->buf, data, len);
     m->buf[len] = '\0'; /* not relied upon; eases debugging */
     m->len = len;
@@ -452,6 +502,8 @@ int sipmsg_parse(const char *data, size_t len, const struct sipmsg_limits *lim, 
         goto fail;
     rc = parse_headers_and_body(m, lf + 1, max_headers, err);
     if (rc < 0)
+        goto fail;
+    if (!(lim && (lim->flags & SIPMSG_SYNTAX_ONLY)) && (rc = sipmsg_check(m, err)) < 0)
         goto fail;
     *out = m;
     return 0;

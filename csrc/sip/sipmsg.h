@@ -60,7 +60,17 @@ struct sip_hdr {
 struct sipmsg_limits {
     size_t max_size;    /* whole message in bytes; 0 means the default (65535) */
     size_t max_headers; /* header fields; 0 means the default (256) */
+    unsigned flags;     /* SIPMSG_* below; 0 is the default: full RFC 3261 checks */
 };
+/* Index the message only (start line, header slices, body), skip sipmsg_check(). */
+#define SIPMSG_SYNTAX_ONLY 1u
+
+/* Something the parser accepted as a tolerant element may (RFC 4475), marked on the message. */
+struct sip_warning {
+    size_t offset;    /* byte offset in the message */
+    const char *what; /* static text */
+};
+#define SIPMSG_MAX_WARNINGS 8
 
 struct sip_error {
     int code;          /* negative errno-style value: -EBADMSG malformed, -ENODATA incomplete, -E2BIG limit, -ENOMEM */
@@ -82,6 +92,8 @@ struct sipmsg {
     struct sip_hdr *hdrs;   /* owned array, in wire order */
     size_t nhdrs;
     struct sip_str body;    /* bytes after the blank line, Content-Length bytes long when the header is present */
+    struct sip_warning warnings[SIPMSG_MAX_WARNINGS]; /* the first nwarnings are set */
+    size_t nwarnings;
 };
 
 /* Parse one datagram or one framed stream message.
@@ -92,10 +104,18 @@ struct sipmsg {
  * Datagram semantics: bytes past Content-Length are ignored (m->len then excludes them); a missing
  * Content-Length means the body runs to the end of the data; a Content-Length larger than the data is -EBADMSG.
  * Folded header lines are joined in the message's copy by turning their line breaks into spaces.
- * Empty input or a start/header line cut off before its line end is -ENODATA. */
+ * Empty input or a start/header line cut off before its line end is -ENODATA.
+ * Unless lim->flags has SIPMSG_SYNTAX_ONLY, the message then passes sipmsg_check(). */
 int sipmsg_parse(const char *data, size_t len, const struct sipmsg_limits *lim, struct sipmsg **out,
                  struct sip_error *err);
 void sipmsg_free(struct sipmsg *m);
+
+/* RFC 3261 checks on an indexed message (sipcheck.c): version SIP/2.0; a parseable Request-URI without
+ * headers; Via, From, To, Call-ID and CSeq present, the single-valued ones once; every Via, From, To and
+ * Contact element well formed (no empty parameters); CSeq below 2**31 and, in a request, naming the request's
+ * method; Max-Forwards 0..255. Returns 0 or -EBADMSG with err saying what and where. Elements RFC 4475 lets a
+ * tolerant parser accept (a Date not in GMT, an RFC 2543 Via branch) are added to m->warnings instead. */
+int sipmsg_check(struct sipmsg *m, struct sip_error *err);
 
 /* Stream framing (TCP/TLS, RFC 3261 18.3): find where the first message in data ends.
  * Leading CRLFs (keep-alives, RFC 5626) are skipped and counted in *skip; the message then starts at

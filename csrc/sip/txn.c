@@ -182,7 +182,7 @@ static int ict_make_ack_template(struct txn *t)
     struct sip_str rest, top_via;
     struct sip_cseq cseq;
     size_t pos;
-    int rc = sipmsg_parse(t->req.p, t->req.len, NULL, &m, NULL);
+    int rc = sipmsg_parse(t->req.p, t->req.len, &(struct sipmsg_limits){.flags = SIPMSG_SYNTAX_ONLY}, &m, NULL);
     if (rc < 0)
         return rc;
     sipbuf_init(&b);

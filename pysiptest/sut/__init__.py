@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .base import SystemUnderTest
-from .kamailio import Kamailio, KamailioError, KamailioRpcError
+from .kamailio import Kamailio, KamailioError, KamailioRpcError, RunningKamailio
 from .refpbx import ExternalSut, ReferencePbxSut
 
-__all__ = ["SystemUnderTest", "Kamailio", "KamailioError", "KamailioRpcError", "ReferencePbxSut", "ExternalSut",
+__all__ = ["SystemUnderTest", "Kamailio", "KamailioError", "KamailioRpcError", "RunningKamailio", "ReferencePbxSut", "ExternalSut",
            "parse_target", "make_sut"]
 
 
@@ -37,9 +37,7 @@ def make_sut(sut: str = "", target: str = "") -> SystemUnderTest:
     if kind == "kamailio":
         if target:
             host, port = parse_target(target)
-            k = ExternalSut(host, port)
-            k.name = "kamailio"
-            return k
+            return RunningKamailio(host, port)
         return Kamailio()
     if kind == "external":
         host, port = parse_target(target)

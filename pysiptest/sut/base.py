@@ -44,6 +44,12 @@ class SystemUnderTest(ABC):
             f"{type(self).__name__} ({getattr(self, 'name', '?')}) cannot set DND: "
             "this system under test has no control interface for it")
 
+    def set_forward(self, user: str, target: str | None) -> None:
+        """Forward every call for ``user`` to the user ``target`` (None turns it off)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} ({getattr(self, 'name', '?')}) cannot set call forwarding: "
+            "this system under test has no control interface for it")
+
     def __enter__(self) -> SystemUnderTest:
         self.start()
         return self

@@ -14,9 +14,13 @@ class ReferencePbxSut(SystemUnderTest):
 
     name = "refpbx"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, users: Optional[dict[str, str]] = None,
+                 no_answer_timeout: float = 5.0, auth_algorithm: Optional[str] = None) -> None:
         self.host = host
         self.port = port
+        self.users = users
+        self.auth_algorithm = auth_algorithm
+        self.no_answer_timeout = no_answer_timeout
         self.domain = uri_host(host)
         self.engine: Optional[Engine] = None
         self.pbx: Optional[ReferencePBX] = None
@@ -26,8 +30,22 @@ class ReferencePbxSut(SystemUnderTest):
         if self.pbx is not None:
             return
         self.engine = Engine(user_agent="pysiptest-pbx")
-        self.pbx = ReferencePBX(self.engine, self.host, self.port)
+        self.pbx = ReferencePBX(self.engine, self.host, self.port, users=self.users, auth_algorithm=self.auth_algorithm,
+                                no_answer_timeout=self.no_answer_timeout)
         self.port = self.pbx.port
+
+    def _running(self) -> ReferencePBX:
+        if self.pbx is None:
+            raise RuntimeError("the reference PBX is not started")
+        return self.pbx
+
+    def set_dnd(self, user: str, enabled: bool) -> None:
+        """Turn Do Not Disturb on or off for user in the PBX."""
+        self._running().set_dnd(user, enabled)
+
+    def set_forward(self, user: str, target: Optional[str]) -> None:
+        """Forward every call for user to target (None: off)."""
+        self._running().set_forward(user, target)
 
     def stop(self) -> None:
         """Stop the PBX's engine."""

@@ -47,7 +47,9 @@ static const char kam_response[] =
 
 static int parse(const char *s, size_t n, struct sipmsg **m, struct sip_error *e)
 {
-    return sipmsg_parse(s, n, NULL, m, e);
+    /* these tests are about the syntax; the RFC 3261 header checks have their own test */
+    static const struct sipmsg_limits syntax_only = {0, 0, SIPMSG_SYNTAX_ONLY};
+    return sipmsg_parse(s, n, &syntax_only, m, e);
 }
 
 static void test_sipp_invite_parses(void)
@@ -402,7 +404,10 @@ static void test_nameaddr_variants(void)
     CHECK_EQ_INT(sip_nameaddr_parse(S("Bell, Alexander <sip:a@b>"), &na, &e), -EBADMSG);
     CHECK_EQ_INT(sip_nameaddr_parse(S("<sip:a@b"), &na, &e), -EBADMSG);
     CHECK_EQ_INT(sip_nameaddr_parse(S("<sip:a@b> junk"), &na, &e), -EBADMSG);
-    CHECK_EQ_INT(sip_nameaddr_parse(S("< sip:t.watson@example.org >"), &na, &e), 0); /* trimmed inside <> */
+    /* RFC 4475 3.1.2.14: no LWS inside <>; RFC 3261 20.10: an addr-spec URI with '?' needs <> */
+    CHECK_EQ_INT(sip_nameaddr_parse(S("< sip:t.watson@example.org >"), &na, &e), -EBADMSG);
+    CHECK(strstr(e.reason, "whitespace inside <>") != NULL);
+    CHECK_EQ_INT(sip_nameaddr_parse(S("sip:u@h?Route=%3Csip:x%3E"), &na, &e), -EBADMSG);
     CHECK_EQ_INT(sip_nameaddr_parse(S(""), &na, &e), -EBADMSG);
     CHECK_EQ_INT(sip_nameaddr_parse(S("\"x\" sip:a@b"), &na, &e), -EBADMSG);
 }
@@ -680,6 +685,122 @@ static void test_str_helpers(void)
     CHECK_EQ_INT(c.len, 0);
 }
 
+/* ---- stream framing (sipmsg_frame) ---- */
+
+static const char frame_msg[] = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"
+                                "From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+                                "Content-Length: 5\r\n\r\nhello";
+
+static void test_frame_whole_and_every_partial_prefix(void)
+{
+    size_t n = sizeof frame_msg - 1, skip, len;
+    struct sip_error e;
+    CHECK_EQ_INT(sipmsg_frame(frame_msg, n, 0, &skip, &len, &e), 0);
+    CHECK_EQ_INT(skip, 0);
+    CHECK_EQ_INT(len, n);
+    for (size_t k = 0; k < n; k++) { /* every cut before the end needs more data, never reads past k */
+        char *cut = malloc(k ? k : 1);
+        memcpy(cut, frame_msg, k);
+        CHECK_EQ_INT(sipmsg_frame(cut, k, 0, &skip, &len, &e), -ENODATA);
+        free(cut);
+    }
+}
+
+static void test_frame_two_messages_and_keepalives(void)
+{
+    char buf[1024];
+    size_t n1 = sizeof frame_msg - 1;
+    size_t n = 0;
+    memcpy(buf + n, "\r\n\r\n", 4), n += 4; /* RFC 5626 keep-alive CRLFs */
+    memcpy(buf + n, frame_msg, n1), n += n1;
+    memcpy(buf + n, frame_msg, n1), n += n1;
+    memcpy(buf + n, "OPTIONS", 7), n += 7; /* the start of a third */
+    size_t skip, len, off = 0;
+    struct sip_error e;
+    CHECK_EQ_INT(sipmsg_frame(buf, n, 0, &skip, &len, &e), 0);
+    CHECK_EQ_INT(skip, 4);
+    CHECK_EQ_INT(len, n1);
+    struct sipmsg *m = NULL;
+    CHECK_EQ_INT(sipmsg_parse(buf + skip, len, NULL, &m, &e), 0);
+    CHECK(m && m->body.len == 5 && memcmp(m->body.p, "hello", 5) == 0);
+    sipmsg_free(m);
+    off = skip + len;
+    CHECK_EQ_INT(sipmsg_frame(buf + off, n - off, 0, &skip, &len, &e), 0);
+    CHECK_EQ_INT(skip, 0);
+    CHECK_EQ_INT(len, n1);
+    off += len;
+    CHECK_EQ_INT(sipmsg_frame(buf + off, n - off, 0, &skip, &len, &e), -ENODATA);
+    CHECK_EQ_INT(sipmsg_frame("\r\n\r\n", 4, 0, &skip, &len, &e), -ENODATA); /* only keep-alives */
+    CHECK_EQ_INT(skip, 4);
+    CHECK_EQ_INT(sipmsg_frame("", 0, 0, &skip, &len, &e), -ENODATA);
+}
+
+static void test_frame_errors(void)
+{
+    size_t skip, len;
+    struct sip_error e;
+    static const char no_cl[] = "OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n";
+    CHECK_EQ_INT(sipmsg_frame(no_cl, sizeof no_cl - 1, 0, &skip, &len, &e), -EBADMSG);
+    CHECK(strstr(e.reason, "without Content-Length") != NULL);
+    static const char neg[] = "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n"; /* RFC 4475 ncl */
+    CHECK_EQ_INT(sipmsg_frame(neg, sizeof neg - 1, 0, &skip, &len, &e), -EBADMSG);
+    static const char two[] = "OPTIONS sip:a@b SIP/2.0\r\nl: 5\r\nContent-Length: 13\r\n\r\n"; /* mcl01 */
+    CHECK_EQ_INT(sipmsg_frame(two, sizeof two - 1, 0, &skip, &len, &e), -EBADMSG);
+    CHECK(strstr(e.reason, "two different") != NULL);
+    static const char compact[] = "OPTIONS sip:a@b SIP/2.0\r\nl : 2\r\n\r\nhi";
+    CHECK_EQ_INT(sipmsg_frame(compact, sizeof compact - 1, 0, &skip, &len, &e), 0);
+    CHECK_EQ_INT(len, sizeof compact - 1);
+    static const char big[] = "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 99999999\r\n\r\n";
+    CHECK_EQ_INT(sipmsg_frame(big, sizeof big - 1, 0, &skip, &len, &e), -E2BIG);
+    CHECK_EQ_INT(sipmsg_frame(frame_msg, sizeof frame_msg - 1, 40, &skip, &len, &e), -E2BIG);
+    /* a Content-Length inside a folded continuation or the start line is not a header */
+    static const char folded[] = "OPTIONS sip:a@b SIP/2.0\r\nSubject: x\r\n Content-Length: 3\r\nl: 0\r\n\r\n";
+    CHECK_EQ_INT(sipmsg_frame(folded, sizeof folded - 1, 0, &skip, &len, &e), 0);
+    CHECK_EQ_INT(len, sizeof folded - 1);
+    /* bare LF line ends frame too */
+    static const char lf[] = "OPTIONS sip:a@b SIP/2.0\nl: 1\n\nx";
+    CHECK_EQ_INT(sipmsg_frame(lf, sizeof lf - 1, 0, &skip, &len, &e), 0);
+    CHECK_EQ_INT(len, sizeof lf - 1);
+}
+
+static void test_check_rejects_and_marks(void)
+{
+    struct sipmsg *m = NULL;
+    struct sip_error e;
+    static const char base[] = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=abc\r\nFrom: <sip:a@b>;tag=1\r\n"
+                               "To: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nDate: Fri, 01 Jan 2010 16:00:00 EST\r\n"
+                               "Max-Forwards: 70\r\nl: 0\r\n\r\n";
+    CHECK_EQ_INT(sipmsg_parse(base, sizeof base - 1, NULL, &m, &e), 0);
+    CHECK(m && m->nwarnings == 2);
+    sipmsg_free(m);
+    static const char mf[] = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>;tag=1\r\n"
+                             "To: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 256\r\n\r\n";
+    CHECK_EQ_INT(sipmsg_parse(mf, sizeof mf - 1, NULL, &m, &e), -EBADMSG);
+    CHECK(strstr(e.reason, "above 255") != NULL);
+    struct sipmsg_limits lim = {0, 0, SIPMSG_SYNTAX_ONLY};
+    CHECK_EQ_INT(sipmsg_parse(mf, sizeof mf - 1, &lim, &m, &e), 0);
+    sipmsg_free(m);
+}
+
+static void test_every_known_header_name_maps_to_its_id(void)
+{
+    static const struct { const char *name; enum sip_hdr_id id; } names[] = {
+        {"Via", SIP_HDR_VIA}, {"FROM", SIP_HDR_FROM}, {"to", SIP_HDR_TO}, {"call-id", SIP_HDR_CALL_ID},
+        {"CSeq", SIP_HDR_CSEQ}, {"Contact", SIP_HDR_CONTACT}, {"Max-Forwards", SIP_HDR_MAX_FORWARDS},
+        {"content-length", SIP_HDR_CONTENT_LENGTH}, {"Content-Type", SIP_HDR_CONTENT_TYPE},
+        {"Route", SIP_HDR_ROUTE}, {"Record-Route", SIP_HDR_RECORD_ROUTE}, {"Expires", SIP_HDR_EXPIRES},
+        {"Supported", SIP_HDR_SUPPORTED}, {"Require", SIP_HDR_REQUIRE}, {"Event", SIP_HDR_EVENT},
+        {"Subject", SIP_HDR_SUBJECT}, {"Refer-To", SIP_HDR_REFER_TO}, {"Session-Expires", SIP_HDR_SESSION_EXPIRES},
+        {"Content-Encoding", SIP_HDR_CONTENT_ENCODING}, {"Allow-Events", SIP_HDR_ALLOW_EVENTS},
+        {"Referred-By", SIP_HDR_REFERRED_BY}, {"RSeq", SIP_HDR_RSEQ}, {"RAck", SIP_HDR_RACK},
+        {"User-Agent", SIP_HDR_USER_AGENT}, {"v", SIP_HDR_VIA}, {"L", SIP_HDR_CONTENT_LENGTH},
+        {"Proxy-Require", SIP_HDR_OTHER}, {"Call-IDs", SIP_HDR_OTHER}, {"Tx", SIP_HDR_OTHER}, {"q", SIP_HDR_OTHER},
+        {"Content-Encodings", SIP_HDR_OTHER},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        CHECK_EQ_INT(sip_hdr_id_of(names[i].name, strlen(names[i].name)), names[i].id);
+}
+
 int main(void)
 {
     RUN(test_sipp_invite_parses);
@@ -699,5 +820,10 @@ int main(void)
     RUN(test_garbage_never_crashes);
     RUN(test_sipbuf);
     RUN(test_str_helpers);
+    RUN(test_frame_whole_and_every_partial_prefix);
+    RUN(test_frame_two_messages_and_keepalives);
+    RUN(test_frame_errors);
+    RUN(test_every_known_header_name_maps_to_its_id);
+    RUN(test_check_rejects_and_marks);
     return CHECK_SUMMARY();
 }
