@@ -439,6 +439,26 @@ void engine_free(struct engine *e)
     free(e);
 }
 
+int engine_transport_register(struct engine *e, struct transport *tp, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&e->lock);
+    tp->id = engine_new_id(e);
+    unsigned char k[4];
+    strmap_idkey(tp->id, k);
+    int rc = strmap_put(&e->transports, k, 4, tp);
+    if (rc == 0) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tp->id};
+        if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, tp->fd, &ev) < 0) {
+            rc = -errno;
+            strmap_del(&e->transports, k, 4);
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (rc < 0)
+        engine_set_err(err, errlen, "cannot register the transport: %s", strerror(-rc));
+    return rc;
+}
+
 int engine_listen_udp(struct engine *e, const char *host, uint16_t port, uint32_t *transport_id, uint16_t *bound_port,
                       char *err, size_t errlen)
 {
@@ -490,21 +510,8 @@ int engine_listen_udp(struct engine *e, const char *host, uint16_t port, uint32_
     tp->fd = fd;
     tp->local = a;
     netaddr_format(&a, tp->host, sizeof(tp->host), &tp->port);
-    pthread_mutex_lock(&e->lock);
-    tp->id = engine_new_id(e);
-    unsigned char k[4];
-    strmap_idkey(tp->id, k);
-    int rc = strmap_put(&e->transports, k, 4, tp);
-    if (rc == 0) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tp->id};
-        if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            rc = -errno;
-            strmap_del(&e->transports, k, 4);
-        }
-    }
-    pthread_mutex_unlock(&e->lock);
+    int rc = engine_transport_register(e, tp, err, errlen);
     if (rc < 0) {
-        engine_set_err(err, errlen, "cannot register the transport: %s", strerror(-rc));
         close(fd);
         free(tp);
         return rc;

@@ -661,21 +661,8 @@ int engine_listen_stream(struct engine *e, enum tp_kind kind, const char *host, 
     if (opts->server_name)
         snprintf(tp->server_name, sizeof(tp->server_name), "%s", opts->server_name);
     netaddr_format(&a, tp->host, sizeof(tp->host), &tp->port);
-    pthread_mutex_lock(&e->lock);
-    tp->id = engine_new_id(e);
-    unsigned char k[4];
-    strmap_idkey(tp->id, k);
-    int rc = strmap_put(&e->transports, k, 4, tp);
-    if (rc == 0) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tp->id};
-        if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            rc = -errno;
-            strmap_del(&e->transports, k, 4);
-        }
-    }
-    pthread_mutex_unlock(&e->lock);
+    int rc = engine_transport_register(e, tp, err, errlen);
     if (rc < 0) {
-        engine_set_err(err, errlen, "cannot register the transport: %s", strerror(-rc));
         engine_transport_destroy(tp);
         return rc;
     }

@@ -148,6 +148,9 @@ struct engine_event *engine_event_new(enum engine_event_kind kind);
 void engine_event_set_src(struct engine_event *ev, const struct netaddr *a);
 int engine_sendto(struct engine *e, uint32_t transport_id, const struct netaddr *to, const char *data, size_t len);
 struct transport *engine_transport(struct engine *e, uint32_t id);
+/* Give a listening transport (tp->fd set) an id, enter it in the table and the epoll set. 0, or a negative
+ * errno with err filled; on failure tp is in neither and the caller frees it. */
+int engine_transport_register(struct engine *e, struct transport *tp, char *err, size_t errlen);
 void engine_schedule_txn(struct engine *e, struct etxn *x);
 void engine_schedule_dialog(struct engine *e, struct edialog *d);
 void engine_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

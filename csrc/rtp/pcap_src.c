@@ -1,5 +1,6 @@
 /* RTP clips from capture files; see pcap_src.h. */
 #include "rtp/pcap_src.h"
+#include "rtp/rtp_bytes.h"
 
 #include <errno.h>
 #include <pcap/pcap.h>
@@ -15,11 +16,6 @@
 #define ETH_P_QINQ 0x88A8
 #define IPPROTO_UDP_ 17
 
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 /* IPv4 or IPv6 packet (by its version nibble) down to the UDP payload. */
 static int ip_udp_payload(const uint8_t *p, size_t n, const uint8_t **payload, size_t *len, uint16_t *dport)
 {
@@ -31,17 +27,17 @@ static int ip_udp_payload(const uint8_t *p, size_t n, const uint8_t **payload, s
         if (n < 20)
             return -EBADMSG;
         size_t ihl = (size_t)(p[0] & 0x0f) * 4;
-        size_t total = get16(p + 2);
+        size_t total = rtp_get16(p + 2);
         if (ihl < 20 || total < ihl || total > n || p[9] != IPPROTO_UDP_)
             return -EBADMSG;
-        if ((get16(p + 6) & 0x3fff) != 0) /* MF set or a fragment offset: not a whole datagram */
+        if ((rtp_get16(p + 6) & 0x3fff) != 0) /* MF set or a fragment offset: not a whole datagram */
             return -EBADMSG;
         udp = p + ihl;
         avail = total - ihl;
     } else if ((p[0] >> 4) == 6) {
         if (n < 40)
             return -EBADMSG;
-        size_t plen = get16(p + 4);
+        size_t plen = rtp_get16(p + 4);
         if (40 + plen > n)
             return -EBADMSG;
         uint8_t next = p[6];
@@ -65,13 +61,13 @@ static int ip_udp_payload(const uint8_t *p, size_t n, const uint8_t **payload, s
     }
     if (avail < 8)
         return -EBADMSG;
-    size_t ulen = get16(udp + 4);
+    size_t ulen = rtp_get16(udp + 4);
     if (ulen < 8 || ulen > avail)
         return -EBADMSG;
     *payload = udp + 8;
     *len = ulen - 8;
     if (dport)
-        *dport = get16(udp + 2);
+        *dport = rtp_get16(udp + 2);
     return 0;
 }
 
@@ -84,11 +80,11 @@ int pcap_udp_payload(int dlt, const uint8_t *f, size_t n, const uint8_t **payloa
         if (n < 14)
             return -EBADMSG;
         off = 14;
-        proto = get16(f + 12);
+        proto = rtp_get16(f + 12);
         while (proto == ETH_P_VLAN || proto == ETH_P_QINQ) {
             if (n < off + 4)
                 return -EBADMSG;
-            proto = get16(f + off + 2);
+            proto = rtp_get16(f + off + 2);
             off += 4;
         }
         break;
@@ -96,14 +92,14 @@ int pcap_udp_payload(int dlt, const uint8_t *f, size_t n, const uint8_t **payloa
         if (n < 16)
             return -EBADMSG;
         off = 16;
-        proto = get16(f + 14);
+        proto = rtp_get16(f + 14);
         break;
 #ifdef DLT_LINUX_SLL2
     case DLT_LINUX_SLL2:
         if (n < 20)
             return -EBADMSG;
         off = 20;
-        proto = get16(f);
+        proto = rtp_get16(f);
         break;
 #endif
     case DLT_NULL:

@@ -1,27 +1,9 @@
 /* RTCP SR/RR/SDES; see rtcp.h. */
 #include "rtp/rtcp.h"
+#include "rtp/rtp_bytes.h"
 
 #include <errno.h>
 #include <string.h>
-
-static void put16(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 size_t rtcp_write_report(uint8_t *buf, size_t cap, uint32_t ssrc, const struct rtcp_sender_info *si,
                          const struct rtcp_block *rb, const char *cname)
@@ -34,37 +16,37 @@ size_t rtcp_write_report(uint8_t *buf, size_t cap, uint32_t ssrc, const struct r
     uint8_t *p = buf;
     p[0] = (uint8_t)(0x80 | (rb ? 1 : 0));
     p[1] = si ? RTCP_PT_SR : RTCP_PT_RR;
-    put16(p + 2, (uint32_t)(rlen / 4 - 1));
-    put32(p + 4, ssrc);
+    rtp_put16(p + 2, (uint32_t)(rlen / 4 - 1));
+    rtp_put32(p + 4, ssrc);
     size_t o = 8;
     if (si) {
-        put32(p + o, (uint32_t)(si->ntp >> 32));
-        put32(p + o + 4, (uint32_t)si->ntp);
-        put32(p + o + 8, si->rtp_ts);
-        put32(p + o + 12, si->packets);
-        put32(p + o + 16, si->octets);
+        rtp_put32(p + o, (uint32_t)(si->ntp >> 32));
+        rtp_put32(p + o + 4, (uint32_t)si->ntp);
+        rtp_put32(p + o + 8, si->rtp_ts);
+        rtp_put32(p + o + 12, si->packets);
+        rtp_put32(p + o + 16, si->octets);
         o += 20;
     }
     if (rb) {
-        put32(p + o, rb->ssrc);
+        rtp_put32(p + o, rb->ssrc);
         int32_t cl = rb->cum_lost;
         if (cl > 0x7fffff)
             cl = 0x7fffff;
         if (cl < -0x800000)
             cl = -0x800000;
-        put32(p + o + 4, (uint32_t)rb->fraction_lost << 24 | ((uint32_t)cl & 0xffffff));
-        put32(p + o + 8, rb->ext_max_seq);
-        put32(p + o + 12, rb->jitter);
-        put32(p + o + 16, rb->lsr);
-        put32(p + o + 20, rb->dlsr);
+        rtp_put32(p + o + 4, (uint32_t)rb->fraction_lost << 24 | ((uint32_t)cl & 0xffffff));
+        rtp_put32(p + o + 8, rb->ext_max_seq);
+        rtp_put32(p + o + 12, rb->jitter);
+        rtp_put32(p + o + 16, rb->lsr);
+        rtp_put32(p + o + 20, rb->dlsr);
         o += 24;
     }
     uint8_t *q = buf + o;
     memset(q, 0, sdes);
     q[0] = 0x81; /* one chunk */
     q[1] = RTCP_PT_SDES;
-    put16(q + 2, (uint32_t)(sdes / 4 - 1));
-    put32(q + 4, ssrc);
+    rtp_put16(q + 2, (uint32_t)(sdes / 4 - 1));
+    rtp_put32(q + 4, ssrc);
     q[8] = 1; /* CNAME */
     q[9] = (uint8_t)cn;
     if (cn)
@@ -97,29 +79,29 @@ int rtcp_parse(const uint8_t *buf, size_t len, uint32_t my_ssrc, struct rtcp_rep
             if (plen < hdr + (size_t)count * 24)
                 return -EBADMSG;
             if (first) {
-                out->sender_ssrc = get32(p + 4);
+                out->sender_ssrc = rtp_get32(p + 4);
                 if (p[1] == RTCP_PT_SR) {
                     out->is_sr = 1;
-                    out->si.ntp = (uint64_t)get32(p + 8) << 32 | get32(p + 12);
+                    out->si.ntp = (uint64_t)rtp_get32(p + 8) << 32 | rtp_get32(p + 12);
                     out->sr_ntp_mid = (uint32_t)(out->si.ntp >> 16);
-                    out->si.rtp_ts = get32(p + 16);
-                    out->si.packets = get32(p + 20);
-                    out->si.octets = get32(p + 24);
+                    out->si.rtp_ts = rtp_get32(p + 16);
+                    out->si.packets = rtp_get32(p + 20);
+                    out->si.octets = rtp_get32(p + 24);
                 }
             }
             for (unsigned i = 0; i < count; i++) {
                 const uint8_t *b = p + hdr + (size_t)i * 24;
-                if (get32(b) != my_ssrc || out->have_block)
+                if (rtp_get32(b) != my_ssrc || out->have_block)
                     continue;
                 out->have_block = 1;
                 out->block.ssrc = my_ssrc;
                 out->block.fraction_lost = b[4];
                 uint32_t cl = (uint32_t)b[5] << 16 | (uint32_t)b[6] << 8 | b[7];
                 out->block.cum_lost = (cl & 0x800000) ? (int32_t)cl - 0x1000000 : (int32_t)cl;
-                out->block.ext_max_seq = get32(b + 8);
-                out->block.jitter = get32(b + 12);
-                out->block.lsr = get32(b + 16);
-                out->block.dlsr = get32(b + 20);
+                out->block.ext_max_seq = rtp_get32(b + 8);
+                out->block.jitter = rtp_get32(b + 12);
+                out->block.lsr = rtp_get32(b + 16);
+                out->block.dlsr = rtp_get32(b + 20);
             }
         }
         first = 0;

@@ -1,31 +1,8 @@
 /* RTP fixed header parse and write; see rtp_packet.h. */
 #include "rtp/rtp_packet.h"
+#include "rtp/rtp_bytes.h"
 
 #include <errno.h>
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(((unsigned)p[0] << 8) | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 int rtp_packet_parse(const uint8_t *buf, size_t len, struct rtp_header *h)
 {
@@ -40,9 +17,9 @@ int rtp_packet_parse(const uint8_t *buf, size_t len, struct rtp_header *h)
     h->payload_type = buf[1] & 0x7Fu;
     if (h->payload_type >= 72 && h->payload_type <= 76)
         return -EBADMSG;
-    h->seq = get16(buf + 2);
-    h->timestamp = get32(buf + 4);
-    h->ssrc = get32(buf + 8);
+    h->seq = rtp_get16(buf + 2);
+    h->timestamp = rtp_get32(buf + 4);
+    h->ssrc = rtp_get32(buf + 8);
 
     size_t off = RTP_HEADER_LEN + 4u * h->csrc_count;
     if (off > len)
@@ -51,7 +28,7 @@ int rtp_packet_parse(const uint8_t *buf, size_t len, struct rtp_header *h)
         /* 16-bit profile field, 16-bit length in 32-bit words, then the words */
         if (len - off < 4)
             return -EBADMSG;
-        size_t words = get16(buf + off + 2);
+        size_t words = rtp_get16(buf + off + 2);
         off += 4;
         if (words * 4u > len - off)
             return -EBADMSG;
@@ -77,8 +54,8 @@ size_t rtp_packet_write_header(uint8_t *buf, size_t cap, int marker, uint8_t pay
         return 0;
     buf[0] = (uint8_t)(RTP_VERSION << 6);
     buf[1] = (uint8_t)((marker ? 0x80u : 0u) | (payload_type & 0x7Fu));
-    put16(buf + 2, seq);
-    put32(buf + 4, timestamp);
-    put32(buf + 8, ssrc);
+    rtp_put16(buf + 2, seq);
+    rtp_put32(buf + 4, timestamp);
+    rtp_put32(buf + 8, ssrc);
     return RTP_HEADER_LEN;
 }
