@@ -227,7 +227,9 @@ def test_phone_calls_sipp_tcp_uas_and_every_call_is_answered(family, sipp) -> No
             call.hangup()
             phone.expect(CallEnded, timeout=5)
         assert eng.core.counts()["connections"] == 1  # every call reused the one connection
-    uas.assert_all_calls_succeeded(uas.finish())
+        # let SIPp finish its last call's closing pause before our connection goes away with the engine:
+        # SIPp counts a call whose TCP connection closes during that pause as failed
+        uas.assert_all_calls_succeeded(uas.finish())
 
 
 def _tcp_open(host: str, port: int) -> bool:
