@@ -459,21 +459,30 @@ int engine_transport_register(struct engine *e, struct transport *tp, char *err,
     return rc;
 }
 
-int engine_listen_udp(struct engine *e, const char *host, uint16_t port, uint32_t *transport_id, uint16_t *bound_port,
-                      char *err, size_t errlen)
+int engine_listen_addr(const char *host, uint16_t port, struct netaddr *a, char *err, size_t errlen)
 {
-    struct netaddr a;
-    if (netaddr_set(&a, host, port) < 0) {
+    if (netaddr_set(a, host, port) < 0) {
         engine_set_err(err, errlen, "listen address '%.64s' is not a numeric IPv4 or IPv6 address", host ? host : "");
         return -EINVAL;
     }
     char hbuf[64];
-    netaddr_format(&a, hbuf, sizeof(hbuf), NULL);
+    netaddr_format(a, hbuf, sizeof(hbuf), NULL);
     if (strcmp(hbuf, "0.0.0.0") == 0 || strcmp(hbuf, "::") == 0) {
         engine_set_err(err, errlen, "listen on a specific address, not the wildcard %s (it goes into Via and Contact)",
                        hbuf);
         return -EINVAL;
     }
+    return 0;
+}
+
+int engine_listen_udp(struct engine *e, const char *host, uint16_t port, uint32_t *transport_id, uint16_t *bound_port,
+                      char *err, size_t errlen)
+{
+    struct netaddr a;
+    if (engine_listen_addr(host, port, &a, err, errlen) < 0)
+        return -EINVAL;
+    char hbuf[64];
+    netaddr_format(&a, hbuf, sizeof(hbuf), NULL);
     int fd = socket(a.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         engine_set_err(err, errlen, "socket: %s", strerror(errno));

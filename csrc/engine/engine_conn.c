@@ -591,17 +591,10 @@ int engine_listen_stream(struct engine *e, enum tp_kind kind, const char *host, 
     if (opts == NULL)
         opts = &none;
     struct netaddr a;
-    if (netaddr_set(&a, host, port) < 0) {
-        engine_set_err(err, errlen, "listen address '%.64s' is not a numeric IPv4 or IPv6 address", host ? host : "");
+    if (engine_listen_addr(host, port, &a, err, errlen) < 0)
         return -EINVAL;
-    }
     char hbuf[64];
     netaddr_format(&a, hbuf, sizeof(hbuf), NULL);
-    if (strcmp(hbuf, "0.0.0.0") == 0 || strcmp(hbuf, "::") == 0) {
-        engine_set_err(err, errlen, "listen on a specific address, not the wildcard %s (it goes into Via and Contact)",
-                       hbuf);
-        return -EINVAL;
-    }
     const char *name = kind == TP_TLS ? "TLS" : "TCP";
     if (opts->server_name && strlen(opts->server_name) >= sizeof(((struct transport *)0)->server_name)) {
         engine_set_err(err, errlen, "server_name is too long");

@@ -151,6 +151,8 @@ struct transport *engine_transport(struct engine *e, uint32_t id);
 /* Give a listening transport (tp->fd set) an id, enter it in the table and the epoll set. 0, or a negative
  * errno with err filled; on failure tp is in neither and the caller frees it. */
 int engine_transport_register(struct engine *e, struct transport *tp, char *err, size_t errlen);
+/* A listen address: numeric and not a wildcard (it goes into Via and Contact). 0 or -EINVAL with err filled. */
+int engine_listen_addr(const char *host, uint16_t port, struct netaddr *a, char *err, size_t errlen);
 void engine_schedule_txn(struct engine *e, struct etxn *x);
 void engine_schedule_dialog(struct engine *e, struct edialog *d);
 void engine_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

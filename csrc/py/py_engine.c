@@ -21,6 +21,16 @@ typedef struct {
 
 #define ERRLEN 256
 
+/* Run one engine call without the GIL, counted in self->inflight so that close() waits for it. */
+#define ENGINE_CALL(self, rc, call)      \
+    do {                                 \
+        (self)->inflight++;              \
+        Py_BEGIN_ALLOW_THREADS           \
+        rc = (call);                     \
+        Py_END_ALLOW_THREADS             \
+        (self)->inflight--;              \
+    } while (0)
+
 static struct pysip_state *state_of(PyObject *self)
 {
     return pysip_state_from_type(Py_TYPE(self));
@@ -269,7 +279,7 @@ static PyObject *Engine_poll(EngineObject *self, PyObject *args, PyObject *kwds)
     struct engine *e = self->e;
     struct engine_event *head = NULL;
     size_t n;
-    self->inflight++;
+    self->inflight++; /* as ENGINE_CALL, for two calls */
     Py_BEGIN_ALLOW_THREADS
     n = engine_take(e, (size_t)max_events, &head);
     if (n == 0 && timeout_ms != 0 && engine_wait(e, timeout_ms))
@@ -313,11 +323,7 @@ static PyObject *Engine_listen_udp(EngineObject *self, PyObject *args, PyObject 
     uint16_t bound = 0;
     char err[ERRLEN] = "";
     int rc;
-    self->inflight++;
-    Py_BEGIN_ALLOW_THREADS
-    rc = engine_listen_udp(self->e, host, (uint16_t)port, &tid, &bound, err, sizeof(err));
-    Py_END_ALLOW_THREADS
-    self->inflight--;
+    ENGINE_CALL(self, rc, engine_listen_udp(self->e, host, (uint16_t)port, &tid, &bound, err, sizeof(err)));
     if (rc < 0) {
         if (rc != -EINVAL && rc != -ENOMEM) {
             struct pysip_state *st = state_of((PyObject *)self);
@@ -397,12 +403,8 @@ static PyObject *listen_stream(EngineObject *self, PyObject *args, PyObject *kwd
     uint16_t bound = 0;
     char err[ERRLEN] = "";
     int rc;
-    self->inflight++;
-    Py_BEGIN_ALLOW_THREADS
-    rc = tls ? engine_listen_tls(self->e, host, (uint16_t)port, &o, &tid, &bound, err, sizeof(err))
-             : engine_listen_tcp(self->e, host, (uint16_t)port, &o, &tid, &bound, err, sizeof(err));
-    Py_END_ALLOW_THREADS
-    self->inflight--;
+    ENGINE_CALL(self, rc, tls ? engine_listen_tls(self->e, host, (uint16_t)port, &o, &tid, &bound, err, sizeof(err))
+             : engine_listen_tcp(self->e, host, (uint16_t)port, &o, &tid, &bound, err, sizeof(err)));
     if (rc < 0) {
         if (rc != -EINVAL && rc != -ENOMEM) {
             struct pysip_state *st = state_of((PyObject *)self);
@@ -451,12 +453,8 @@ static PyObject *Engine_request(EngineObject *self, PyObject *args, PyObject *kw
     uint32_t txn = 0;
     char err[ERRLEN] = "";
     int rc;
-    self->inflight++;
-    Py_BEGIN_ALLOW_THREADS
-    rc = engine_request(self->e, tid, host, (uint16_t)port, method, uri, h, nh, body.buf, (size_t)body.len, &txn, err,
-                        sizeof(err));
-    Py_END_ALLOW_THREADS
-    self->inflight--;
+    ENGINE_CALL(self, rc, engine_request(self->e, tid, host, (uint16_t)port, method, uri, h, nh, body.buf, (size_t)body.len, &txn, err,
+                        sizeof(err)));
     ret = rc < 0 ? raise_engine(self, rc, err) : PyLong_FromUnsignedLong(txn);
 out:
     PyMem_Free(h);
@@ -486,11 +484,7 @@ static PyObject *Engine_dialog_request(EngineObject *self, PyObject *args, PyObj
     uint32_t txn = 0;
     char err[ERRLEN] = "";
     int rc;
-    self->inflight++;
-    Py_BEGIN_ALLOW_THREADS
-    rc = engine_dialog_request(self->e, did, method, h, nh, body.buf, (size_t)body.len, &txn, err, sizeof(err));
-    Py_END_ALLOW_THREADS
-    self->inflight--;
+    ENGINE_CALL(self, rc, engine_dialog_request(self->e, did, method, h, nh, body.buf, (size_t)body.len, &txn, err, sizeof(err)));
     ret = rc < 0 ? raise_engine(self, rc, err) : PyLong_FromUnsignedLong(txn);
 out:
     PyMem_Free(h);
@@ -522,12 +516,8 @@ static PyObject *Engine_respond(EngineObject *self, PyObject *args, PyObject *kw
     uint32_t did = 0;
     char err[ERRLEN] = "";
     int rc;
-    self->inflight++;
-    Py_BEGIN_ALLOW_THREADS
-    rc = engine_respond_ex(self->e, txn, status, reason, h, nh, body.buf, (size_t)body.len,
-                           reliable ? ENGINE_RESPOND_RELIABLE : 0u, &did, err, sizeof(err));
-    Py_END_ALLOW_THREADS
-    self->inflight--;
+    ENGINE_CALL(self, rc, engine_respond_ex(self->e, txn, status, reason, h, nh, body.buf, (size_t)body.len,
+                           reliable ? ENGINE_RESPOND_RELIABLE : 0u, &did, err, sizeof(err)));
     ret = rc < 0 ? raise_engine(self, rc, err) : PyLong_FromUnsignedLong(did);
 out:
     PyMem_Free(h);
@@ -560,11 +550,7 @@ static PyObject *Engine_cancel(EngineObject *self, PyObject *args)
     uint32_t ctx = 0;
     char err[ERRLEN] = "";
     int rc;
-    self->inflight++;
-    Py_BEGIN_ALLOW_THREADS
-    rc = engine_cancel(self->e, txn, &ctx, err, sizeof(err));
-    Py_END_ALLOW_THREADS
-    self->inflight--;
+    ENGINE_CALL(self, rc, engine_cancel(self->e, txn, &ctx, err, sizeof(err)));
     return rc < 0 ? raise_engine(self, rc, err) : PyLong_FromUnsignedLong(ctx);
 }
 
@@ -586,11 +572,7 @@ static PyObject *Engine_send_raw(EngineObject *self, PyObject *args)
     }
     char err[ERRLEN] = "";
     int rc;
-    self->inflight++;
-    Py_BEGIN_ALLOW_THREADS
-    rc = engine_send_raw(self->e, tid, host, (uint16_t)port, data.buf, (size_t)data.len, err, sizeof(err));
-    Py_END_ALLOW_THREADS
-    self->inflight--;
+    ENGINE_CALL(self, rc, engine_send_raw(self->e, tid, host, (uint16_t)port, data.buf, (size_t)data.len, err, sizeof(err)));
     ret = rc < 0 ? raise_engine(self, rc, err) : Py_NewRef(Py_None);
 out:
     PyBuffer_Release(&data);
@@ -704,11 +686,7 @@ static PyObject *Engine_set_profile(EngineObject *self, PyObject *args, PyObject
     p.nhdrs = nh;
     char err[ERRLEN] = "";
     int rc;
-    self->inflight++;
-    Py_BEGIN_ALLOW_THREADS
-    rc = engine_set_profile(self->e, tid, clear ? NULL : &p, err, sizeof(err));
-    Py_END_ALLOW_THREADS
-    self->inflight--;
+    ENGINE_CALL(self, rc, engine_set_profile(self->e, tid, clear ? NULL : &p, err, sizeof(err)));
     ret = rc < 0 ? raise_engine(self, rc, err) : Py_NewRef(Py_None);
 out:
     PyMem_Free(h);
@@ -758,11 +736,7 @@ static PyObject *Engine_load_start(EngineObject *self, PyObject *args, PyObject 
     c.blen = (size_t)body.len;
     char err[ERRLEN] = "";
     int rc;
-    self->inflight++;
-    Py_BEGIN_ALLOW_THREADS
-    rc = engine_load_start(self->e, &c, err, sizeof(err));
-    Py_END_ALLOW_THREADS
-    self->inflight--;
+    ENGINE_CALL(self, rc, engine_load_start(self->e, &c, err, sizeof(err)));
     ret = rc < 0 ? raise_engine(self, rc, err) : Py_NewRef(Py_None);
 out:
     if (body.obj)
