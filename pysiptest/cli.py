@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NoReturn, Optional, Sequence
 from pysiptest.sut import parse_target
 
 if TYPE_CHECKING:
+    from pysiptest.device import Device
     from pysiptest.transport import TlsConfig
 
 
@@ -28,6 +29,17 @@ def _seconds(value: str) -> float:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
     if not 0 <= v <= 3600:
         raise argparse.ArgumentTypeError("seconds must be between 0 and 3600")
+    return v
+
+
+def _timer(value: str) -> int:
+    """--timer: a whole number of seconds for Session-Expires (RFC 4028)."""
+    try:
+        v = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of seconds") from None
+    if not 1 <= v <= 86400:
+        raise argparse.ArgumentTypeError("--timer must be between 1 and 86400 seconds")
     return v
 
 
@@ -113,6 +125,7 @@ def cmd_phone(args: argparse.Namespace) -> int:
             device.media_source, device.media_pcap, device.codecs = "pcap", clip, [0]  # type: ignore[misc]
     if args.srtp is not None:
         device.srtp = args.srtp  # type: ignore[misc]
+    _apply_extensions(device, args)
     host, port = args.listen
     engine = Engine(user_agent=device.user_agent)
     stop = _wait_for_signal()
@@ -120,7 +133,7 @@ def cmd_phone(args: argparse.Namespace) -> int:
         proxy = args.register
         tls = _tls_config(args)
         phone = Phone(args.user, device, engine=engine, host=host, port=port, proxy=proxy,
-                      transport=args.transport, tls=tls, fast=True if args.fast else None)
+                      transport=args.transport, tls=tls, password=args.password, fast=True if args.fast else None)
         over = "" if args.transport == "udp" else f" over {args.transport.upper()}"
         print(f"phone {phone.user} ({device.model}) listening on {_hostport(host, phone.port)}{over}", flush=True)
         if proxy is not None:
@@ -146,6 +159,26 @@ def cmd_phone(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     return 0
+
+
+def _apply_extensions(device: "Device", args: argparse.Namespace) -> None:
+    """--prack and --timer onto the device profile (instance attributes: the model's class stays as it is)."""
+    if (args.prack or args.timer is not None) and args.fast:
+        raise ValueError("--prack and --timer need calls handled in Python; they do not work with --fast")
+    supported = list(device.supported)
+    if args.prack:
+        # RFC 3262: 100rel in Supported and Require of our INVITEs; our 180/183 go reliably when the caller
+        # offers or requires 100rel
+        supported += [] if "100rel" in supported else ["100rel"]
+        device.require = [*device.require, *([] if "100rel" in device.require else ["100rel"])]  # type: ignore[misc]
+        device.reliable_provisionals = True  # type: ignore[misc]
+    if args.timer is not None:
+        # RFC 4028: ask for (and, as callee, grant) this Session-Expires; a lab timer may be below the RFC's
+        # 90 s floor, so Min-SE follows it down
+        supported += [] if "timer" in supported else ["timer"]
+        device.session_expires = args.timer  # type: ignore[misc]
+        device.min_se = min(device.min_se, args.timer)  # type: ignore[misc]
+    device.supported = supported  # type: ignore[misc]
 
 
 def cmd_pbx(args: argparse.Namespace) -> int:
@@ -267,11 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "AEAD_AES_128_GCM"),
                     help="SRTP suite to offer and require (RTP/SAVP with a=crypto, RFC 4568)")
     ph.add_argument("--register", type=_listen, default=None, help="registrar HOST:PORT to register with")
+    ph.add_argument("--password", default=None,
+                    help="digest password of --user, for --register and for any 401/407 challenge")
+    ph.add_argument("--prack", action="store_true",
+                    help="100rel (RFC 3262): Supported/Require 100rel, reliable 180/183 when the caller offers it")
+    ph.add_argument("--timer", type=_timer, default=None, metavar="SECONDS",
+                    help="session timer (RFC 4028): Session-Expires asked for and granted, refresh at half")
     ph.add_argument("--fast", action="store_true", help="run calls on the C fast path (summaries only, no media)")
     ph.add_argument("--hold", type=_seconds, default=None, help="fast path: hang up this many seconds after answering")
     ph.set_defaults(func=cmd_phone)
     pb = sub.add_parser("pbx", help="run the reference PBX")
-    pb.add_argument("--listen", type=_listen, required=True, help="HOST:PORT to listen on (UDP)")
+    pb.add_argument("--listen", type=_listen, required=True, help="HOST:PORT to listen on (UDP and TCP)")
     pb.add_argument("--users", default=None, help="users FILE, one name:password a line (default: anyone)")
     pb.add_argument("--auth", default=None, metavar="ALGORITHM",
                     help="challenge REGISTER with digest auth: MD5, SHA-256, SHA-512-256 (needs --users)")

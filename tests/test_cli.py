@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pysiptest import Answered, CallEnded, Engine, Phone, Ringing
+from pysiptest import Answered, CallEnded, Engine, Phone, ResponseReceived, Ringing
 from pysiptest.sut._proc import free_port
+from test_sipp_interop import sipp  # noqa: F401  (the sipp fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -101,10 +103,12 @@ def _port_in_use() -> tuple[socket.socket, int]:
     (["pbx", "--listen", "nonsense"], "is not HOST:PORT"),
     (["phone", "--listen", f"{HOST}:5070", "--answer-after", "soon"], "not a number of seconds"),
     (["phone", "--listen", f"{HOST}:5070", "--device", "Nope"], "unknown device 'Nope'"),
+    (["phone", "--listen", f"{HOST}:5070", "--timer", "soon"], "not a whole number of seconds"),
+    (["phone", "--listen", f"{HOST}:5070", "--timer", "0"], "between 1 and 86400"),
     (["phone", "--listen", "192.0.2.1:5070"], "cannot bind"),
     (["nosuchcommand"], "invalid choice"),
 ], ids=["listen-nonsense", "listen-port-too-big", "listen-missing", "pbx-listen-nonsense", "answer-after-nan",
-        "unknown-device", "address-not-local", "unknown-command"])
+        "unknown-device", "timer-nan", "timer-zero", "address-not-local", "unknown-command"])
 def test_bad_arguments_give_one_line_error_and_nonzero_exit(args: list[str], says: str) -> None:
     r = run_cli_once(*args)
     assert r.returncode != 0
@@ -138,3 +142,73 @@ def test_devices_command_lists_the_repository_models() -> None:
     assert "Squirrel350" in models and "Chipmunk5000" in models, r.stdout
     assert "Squirrel350/2.1.4" in models["Squirrel350"]
     assert "Chipmunk5000/7.0" in models["Chipmunk5000"]
+
+
+# -- --password, --prack, --timer (issue 5): proven on the wire ------------------------------
+def test_phone_command_registers_with_password_against_a_pbx_with_digest_users(run_cli, engine: Engine,
+                                                                              tmp_path: Path) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("bob:bob-secret\nalice:alice-secret\n", encoding="utf-8")
+    pbx_port = free_port(HOST, tcp=False)
+    pbx = run_cli("pbx", "--listen", f"{HOST}:{pbx_port}", "--users", str(users), "--auth", "SHA-256")
+    pbx.wait_for(rf"^reference PBX listening on {HOST}:{pbx_port} .*2 users")
+
+    # a wrong password: the PBX challenges again and the command ends with one error line
+    wrong = run_cli_once("phone", "--listen", f"{HOST}:{free_port(HOST, tcp=False)}", "--user", "bob",
+                         "--register", f"{HOST}:{pbx_port}", "--password", "not-it")
+    assert wrong.returncode == 2 and "could not register: 401" in wrong.stderr, (wrong.stdout, wrong.stderr)
+
+    bob = run_cli("phone", "--listen", f"{HOST}:{free_port(HOST, tcp=False)}", "--user", "bob",
+                  "--register", f"{HOST}:{pbx_port}", "--password", "bob-secret")
+    bob.wait_for(rf"^registered sip:bob@{HOST} at {HOST}:{pbx_port}$")
+    alice = Phone("alice", engine=engine, proxy=(HOST, pbx_port), password="alice-secret")
+    alice.register(timeout=5)
+    call = alice.call("bob")  # routed to bob's registered contact: the registration is real
+    alice.expect(Answered, 5, call=call)
+    call.hangup()
+    assert alice.expect(CallEnded, 5, call=call).status == 200
+    bob.wait_for(r"CallEnded\(BYE received\)")
+    assert bob.stop() == 0 and pbx.stop() == 0
+
+
+@pytest.mark.requires_binary("sipp")
+@pytest.mark.parametrize("prack", [True, False], ids=["with-prack", "without-prack"])
+def test_phone_command_prack_sends_a_reliable_180_to_sipp(prack: bool, run_cli, sipp) -> None:  # noqa: F811
+    port = free_port(HOST, tcp=False)
+    cli = run_cli("phone", "--listen", f"{HOST}:{port}", "--answer-after", "0.3", *(["--prack"] if prack else []))
+    cli.wait_for(r"listening on ")
+    run = sipp(ROOT / "tests" / "sipp" / "prack.xml", HOST, free_port(HOST, tcp=False), remote=f"{HOST}:{port}",
+               extra=("-s", "pysiptest"), calls=1, timeout="15s")
+    rc = run.finish(25)
+    got = [m.strip() for m in re.split(r"^-{20,}.*$", run.messages(), flags=re.M) if "message received" in m]
+    firsts = [m.split("\n", 2)[2].strip().splitlines()[0] for m in got]
+    if not prack:  # Require: 100rel is refused (RFC 3261 8.2.2.3): SIPp's scenario fails
+        assert rc != 0 and "SIP/2.0 420 Bad Extension" in firsts, run.report()
+        return
+    run.assert_all_calls_succeeded(rc, 1)
+    ringing = next(m for m in got if "SIP/2.0 180" in m)
+    assert re.search(r"^RSeq: *[1-9]\d*$", ringing, flags=re.M), ringing
+    assert re.search(r"^Require: *100rel", ringing, flags=re.M), ringing
+    cli.wait_for(r"RequestReceived\(PRACK\)")
+    cli.wait_for(r"CallEnded\(BYE received\)")
+
+
+@pytest.mark.parametrize("timer", [30, 1800])
+def test_phone_command_timer_puts_session_expires_in_its_200(timer: int, run_cli, engine: Engine) -> None:
+    port = free_port(HOST, tcp=False)
+    cli = run_cli("phone", "--listen", f"{HOST}:{port}", "--timer", str(timer))
+    cli.wait_for(r"listening on ")
+    alice = Phone("alice", engine=engine, proxy=(HOST, port))
+    call = alice.call("pysiptest")
+    alice.expect(Answered, 5, call=call)
+    ok = next(e for _, e in alice.history if isinstance(e, ResponseReceived) and e.status == 200)
+    # alice has no timer support, so the callee refreshes (RFC 4028 9)
+    assert ok.message.header("Session-Expires") == f"{timer};refresher=uas"
+    assert "timer" in ok.message.header("Supported")
+    call.hangup()
+    alice.expect(CallEnded, 5, call=call)
+
+
+def test_phone_command_timer_and_prack_refuse_fast_path() -> None:
+    r = run_cli_once("phone", "--listen", f"{HOST}:{free_port(HOST, tcp=False)}", "--fast", "--timer", "60")
+    assert r.returncode == 2 and "do not work with --fast" in r.stderr and "Traceback" not in r.stderr, r.stderr

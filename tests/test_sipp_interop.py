@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -61,6 +62,13 @@ class Sipp:
     proc: ManagedProcess
     stat_path: Path
     err_path: Path
+    msg_path: Optional[Path] = None  # -trace_msg: every message SIPp sent and received
+
+    def messages(self) -> str:
+        """SIPp's message log (-trace_msg), "" without one."""
+        if self.msg_path is None or not self.msg_path.exists():
+            return ""
+        return self.msg_path.read_text("utf-8", "replace")
 
     def finish(self, timeout: float = 45.0) -> int:
         """Wait for SIPp to end by itself (it stops after -m calls); its exit status."""
@@ -76,31 +84,43 @@ class Sipp:
     def report(self) -> str:
         """SIPp's screen output and error log, for failure messages."""
         err = self.err_path.read_text("utf-8", "replace") if self.err_path.exists() else ""
-        return f"{self.proc.log_tail(40)}\n--- SIPp errors ---\n{err[-3000:]}"
+        msgs = self.messages()
+        return (f"{self.proc.log_tail(40)}\n--- SIPp errors ---\n{err[-3000:]}"
+                + (f"\n--- SIPp messages ---\n{msgs[-6000:]}" if msgs else ""))
 
-    def assert_all_calls_succeeded(self, rc: int) -> None:
-        """SIPp exit status 0 and exactly CALLS successful calls, none failed."""
+    def assert_all_calls_succeeded(self, rc: int, calls: int = CALLS) -> None:
+        """SIPp exit status 0 and exactly ``calls`` successful calls, none failed."""
         assert rc == 0, f"SIPp exited with {rc} (0: every call succeeded):\n{self.report()}"
         st = self.stats()
-        assert (int(st["SuccessfulCall(C)"]), int(st["FailedCall(C)"])) == (CALLS, 0), (
+        assert (int(st["SuccessfulCall(C)"]), int(st["FailedCall(C)"])) == (calls, 0), (
             f"SIPp counted {st['SuccessfulCall(C)']} successful and {st['FailedCall(C)']} failed calls:\n"
             + self.report())
 
 
 @pytest.fixture
 def sipp(tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
-    """Factory: ``sipp("uac", host, port, remote="127.0.0.1:5070", extra=[...])``; stopped by PID at teardown."""
+    """Factory: ``sipp("uac", host, port, remote="127.0.0.1:5070", extra=[...])``; stopped by PID at teardown.
+
+    ``scenario`` is a built-in name (``-sn``) or the path of an XML file (``-sf``, then ``-trace_msg`` too);
+    ``calls`` is ``-m`` and ``timeout`` SIPp's own ``-timeout``."""
     runs: list[Sipp] = []
 
-    def start(scenario: str, host: str, port: int, remote: str | None = None, extra: tuple[str, ...] = ()) -> Sipp:
+    def start(scenario: str | Path, host: str, port: int, remote: str | None = None, extra: tuple[str, ...] = (),
+              calls: int = CALLS, timeout: str = "30s") -> Sipp:
         n = len(runs)
-        stat, err = tmp_path / f"sipp-{n}-{scenario}.csv", tmp_path / f"sipp-{n}-{scenario}-errors.log"
-        argv = ["sipp", "-sn", scenario, "-i", host, "-p", str(port), "-m", str(CALLS),
-                "-timeout", "30s", "-timeout_error", "-nostdin",
+        is_file = str(scenario).endswith(".xml")
+        name = Path(scenario).stem if is_file else str(scenario)
+        stat, err = tmp_path / f"sipp-{n}-{name}.csv", tmp_path / f"sipp-{n}-{name}-errors.log"
+        msgs = tmp_path / f"sipp-{n}-{name}-messages.log" if is_file else None
+        argv = ["sipp", *(("-sf", str(scenario)) if is_file else ("-sn", str(scenario))),
+                "-i", host, "-p", str(port), "-m", str(calls),
+                "-timeout", timeout, "-timeout_error", "-nostdin",
                 "-trace_stat", "-stf", str(stat), "-trace_err", "-error_file", str(err), *extra]
+        if msgs is not None:
+            argv += ["-trace_msg", "-message_file", str(msgs)]
         if remote is not None:
             argv.append(remote)
-        run = Sipp(ManagedProcess(argv, tmp_path / f"sipp-{n}-{scenario}.log", cwd=tmp_path), stat, err)
+        run = Sipp(ManagedProcess(argv, tmp_path / f"sipp-{n}-{name}.log", cwd=tmp_path), stat, err, msgs)
         runs.append(run)
         return run
 
