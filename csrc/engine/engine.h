@@ -231,4 +231,24 @@ struct engine_load_stats {
 /* 0, or -ENOENT when no load was started. */
 int engine_load_stats(struct engine *e, struct engine_load_stats *out);
 
+/* Message trace (opt-in, off by default; engine_trace.c): a ring of one summary per SIP message sent or
+ * received on any transport, for failure reports.  Off, it costs one pointer test per message. */
+struct engine_trace_entry {
+    uint64_t t_us;          /* wall clock (CLOCK_REALTIME), microseconds */
+    uint64_t seq;           /* order of recording */
+    uint32_t transport_id;
+    int outgoing;           /* 1 sent (or queued on a connection), 0 received */
+    char peer_host[64];     /* where it went or came from, numeric */
+    uint16_t peer_port;
+    uint32_t len;           /* bytes on the wire */
+    char first_line[100];   /* start line, truncated; control characters as '?' */
+    char call_id[64];       /* Call-ID value, truncated */
+    char cseq[32];          /* CSeq value */
+};
+/* capacity entries (at most 65536) replace any trace kept so far; 0 turns the trace off.  0, -EINVAL, -ENOMEM. */
+int engine_trace_enable(struct engine *e, size_t capacity);
+/* A copy of the entries of transport_id (0: all), oldest first, in *out (malloc'd, the caller frees) and their
+ * number in *n.  0, -ENOENT (trace off) or -ENOMEM. */
+int engine_trace_snapshot(struct engine *e, uint32_t transport_id, struct engine_trace_entry **out, size_t *n);
+
 #endif

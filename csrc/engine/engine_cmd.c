@@ -108,6 +108,8 @@ static int start_client(struct engine *e, uint32_t transport_id, const struct ne
     }
     if (sip_str_eqc(m->method, "ACK")) {
         int rc = engine_sendto(e, transport_id, dst, b->p, b->len);
+        if (e->trace != NULL && rc == 0)
+            engine_trace_record(e, transport_id, 1, dst, b->p, b->len);
         sipmsg_free(m);
         if (rc < 0) {
             engine_set_err(err, errlen, "send failed: %s", strerror(-rc));
@@ -525,6 +527,8 @@ int engine_send_raw(struct engine *e, uint32_t transport_id, const char *host, u
     }
     pthread_mutex_lock(&e->lock);
     int rc = engine_sendto(e, transport_id, &dst, data, len);
+    if (e->trace != NULL && rc == 0)
+        engine_trace_record(e, transport_id, 1, &dst, data, len);
     pthread_mutex_unlock(&e->lock);
     if (rc < 0)
         engine_set_err(err, errlen, rc == -ENOENT ? "unknown transport id %u" : "send failed (transport %u)",
@@ -571,4 +575,6 @@ void engine_free_all(struct engine *e)
     i = 0;
     while ((s = strmap_next(&e->transports, &i)) >= 0)
         engine_transport_destroy(e->transports.s[s].val);
+    engine_trace_free_ring(e->trace);
+    e->trace = NULL;
 }

@@ -127,6 +127,7 @@ struct engine {
 
     uint64_t rx_messages, tx_messages, retransmissions, parse_errors;
     struct engine_fast *fast; /* engine_fast.c: profiles, fast calls, load generator (NULL until used) */
+    struct engine_trace *trace; /* engine_trace.c: message trace ring, NULL while off */
 
     /* event queue: evq_lock protects the fields below only */
     pthread_mutex_t evq_lock;
@@ -252,6 +253,11 @@ void engine_prack_on_prack(struct engine *e, struct etxn *px, struct edialog *d)
 int engine_prack_uac_on_1xx(struct engine *e, struct etxn *x, struct edialog *d, const struct sipmsg *resp);
 void engine_prack_on_timer(struct engine *e, const struct timer_entry *te, uint64_t now);
 void engine_prack_free(struct prack_uas *r);
+
+/* engine_trace.c: record one message sent (outgoing 1) or received when the trace is on (engine->lock held) */
+void engine_trace_record(struct engine *e, uint32_t transport_id, int outgoing, const struct netaddr *peer,
+                         const char *data, size_t len);
+void engine_trace_free_ring(struct engine_trace *t);
 
 /* engine_fast.c: called with engine->lock held */
 /* Look at an event before it is queued: act on it for fast calls; 1 = swallowed (the caller frees it). */

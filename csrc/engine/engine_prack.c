@@ -139,7 +139,8 @@ void engine_prack_on_timer(struct engine *e, const struct timer_entry *te, uint6
         return;
     }
     e->retransmissions++;
-    (void)engine_sendto(e, x->transport_id, &x->peer, r->resp, r->len);
+    if (engine_sendto(e, x->transport_id, &x->peer, r->resp, r->len) == 0 && e->trace != NULL)
+        engine_trace_record(e, x->transport_id, 1, &x->peer, r->resp, r->len);
     r->interval *= 2;
     r->next = now + r->interval;
     if (r->next > r->giveup)

@@ -198,6 +198,8 @@ static int send_or_report(struct engine *e, uint32_t transport_id, const struct 
     if (data.len == 0)
         return 0;
     int rc = engine_sendto(e, transport_id, to, data.p, data.len);
+    if (e->trace != NULL && rc == 0)
+        engine_trace_record(e, transport_id, 1, to, data.p, data.len);
     if (rc < 0) {
         char info[160];
         snprintf(info, sizeof(info), "send failed: %s", strerror(-rc));
@@ -833,6 +835,8 @@ void engine_on_datagram(struct engine *e, struct transport *tp, const char *data
         i++;
     if (i == len)
         return;
+    if (e->trace != NULL)
+        engine_trace_record(e, tp->id, 0, src, data, len);
     struct sipmsg *msg = NULL;
     struct sip_error err;
     memset(&err, 0, sizeof(err));

@@ -597,6 +597,51 @@ static PyObject *Engine_dialog_info(EngineObject *self, PyObject *args)
                          info.is_uac ? Py_True : Py_False, "local_cseq", info.local_cseq);
 }
 
+static PyObject *Engine_set_trace(EngineObject *self, PyObject *args)
+{
+    Py_ssize_t cap;
+    if (!PyArg_ParseTuple(args, "n:set_trace", &cap) || ensure_open(self) < 0)
+        return NULL;
+    if (cap < 0 || cap > 65536) {
+        PyErr_SetString(PyExc_ValueError, "trace capacity must be 0 (off) .. 65536 entries");
+        return NULL;
+    }
+    int rc;
+    ENGINE_CALL(self, rc, engine_trace_enable(self->e, (size_t)cap));
+    if (rc < 0)
+        return raise_engine(self, rc, "could not set up the message trace");
+    Py_RETURN_NONE;
+}
+
+static PyObject *Engine_trace(EngineObject *self, PyObject *args)
+{
+    unsigned int tid = 0;
+    if (!PyArg_ParseTuple(args, "|I:trace", &tid) || ensure_open(self) < 0)
+        return NULL;
+    struct engine_trace_entry *v = NULL;
+    size_t n = 0;
+    int rc;
+    ENGINE_CALL(self, rc, engine_trace_snapshot(self->e, tid, &v, &n));
+    if (rc == -ENOENT)
+        return PyList_New(0);
+    if (rc < 0)
+        return raise_engine(self, rc, "could not copy the message trace");
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        const struct engine_trace_entry *x = &v[i];
+        PyObject *t = Py_BuildValue("(dIOsHsssI)", (double)x->t_us / 1e6, x->transport_id,
+                                    x->outgoing ? Py_True : Py_False, x->peer_host, x->peer_port,
+                                    x->first_line, x->call_id, x->cseq, x->len);
+        if (t == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    free(v);
+    return list;
+}
+
 static PyObject *Engine_counts(EngineObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (ensure_open(self) < 0)
@@ -809,6 +854,11 @@ static PyMethodDef Engine_methods[] = {
     {"send_raw", (PyCFunction)Engine_send_raw, METH_VARARGS, "send_raw(transport_id, host, port, data)"},
     {"dialog_info", (PyCFunction)Engine_dialog_info, METH_VARARGS, "dialog_info(dialog_id) -> dict"},
     {"counts", (PyCFunction)Engine_counts, METH_NOARGS, "Table sizes and counters."},
+    {"set_trace", (PyCFunction)Engine_set_trace, METH_VARARGS,
+     "set_trace(capacity): keep a summary of the last capacity SIP messages sent and received (0: off)."},
+    {"trace", (PyCFunction)Engine_trace, METH_VARARGS,
+     "trace(transport_id=0) -> [(time, transport_id, outgoing, peer_host, peer_port, first_line, call_id, cseq,\n"
+     "len)], oldest first (all transports for 0; empty while the trace is off)."},
     {"set_auto_prack", (PyCFunction)Engine_set_auto_prack, METH_VARARGS,
      "set_auto_prack(transport_id, on): PRACK reliable provisionals received on this transport (default on)."},
     {"set_profile", (PyCFunction)(void (*)(void))Engine_set_profile, METH_VARARGS | METH_KEYWORDS,
