@@ -5,7 +5,8 @@ from pysiptest.device import Device
 
 
 class Voicemail(Device):
-    """A voicemail server: no 180, answers after 0.1 s, plays a 425 Hz greeting tone, PCMU/PCMA."""
+    """A voicemail server: no 180, answers after 0.1 s, plays a 425 Hz greeting tone, PCMU/PCMA; keeps the
+    audio each call brings (``record_audio``)."""
 
     model = "Voicemail"
     vendor = "pysiptest"
@@ -17,3 +18,4 @@ class Voicemail(Device):
     register_expires = 3600
     media_source = "tone"
     tone_hz = 425.0
+    record_audio = True

@@ -1,5 +1,6 @@
 Feature: Alice Makes Calls
 
+  @slow
   Scenario: Alice calls Bob
     Given Alice uses Squirrel350 phone
     Given Bob uses Chipmunk5000 phone
@@ -9,6 +10,7 @@ Feature: Alice Makes Calls
     Then Bob hangs up the phone
     Then Alice receives BYE
 
+  @slow
   Scenario: Alice calls but Bob has DND set
     Given Alice uses Squirrel350 phone
     Given Bob uses Chipmunk5000 phone

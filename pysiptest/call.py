@@ -53,6 +53,9 @@ class Call:
         self.end_reason = ""
         self.end_status = 0
         self._final_stats: Optional[dict[str, Any]] = None
+        # received audio kept for a device with record_audio: 16-bit PCM, and the number of the next sample
+        self._audio = bytearray()
+        self._audio_next = 0
         #: the INVITE that started an incoming call (Request-URI, Diversion, ... for the application)
         self.request: Any = None
         # the phone's lock: held by call commands and by the phone's event handler, so an event never sees a
@@ -112,7 +115,23 @@ class Call:
                 and "100rel" in session_timer.option_tags(req, "Supported"))
 
     def answer(self) -> None:
-        """Answer an incoming call: 200 OK with an SDP answer; media starts at once."""
+        """Answer an incoming call: 200 OK with an SDP answer; media starts at once. A device with
+        ``answer_delay`` (a DECT base relaying the handset's off-hook) sends the 200 that much later."""
+        delay = self.phone.device.answer_delay
+        if delay > 0:
+            with self._lock:
+                if self.direction != "incoming" or self.state not in ("ringing", "early"):
+                    raise LocalProtocolError(f"cannot answer a {self.direction} call that is {self.state}")
+            self.phone.engine.call_later(delay, self._answer_late)
+            return
+        self._answer()
+
+    def _answer_late(self) -> None:
+        """Dispatcher: the delayed answer, unless the call ended (or was answered) meanwhile."""
+        if self.state in ("ringing", "early"):
+            self._answer()
+
+    def _answer(self) -> None:
         with self._lock:
             if self.direction != "incoming":
                 raise LocalProtocolError("only an incoming call can be answered")
@@ -126,7 +145,11 @@ class Call:
                 raise LocalProtocolError(f"no common codec: offered {offered}, supported {dev.codecs}")
             self.payload_type = pt
             offer = self.request.body if self.request is not None and self.request.body else b""
-            body = dev.answer_sdp(self.phone.host, self.media_port, pt, offer, self.phone.user)
+            if offer:
+                body = dev.answer_sdp(self.phone.host, self.media_port, pt, offer, self.phone.user)
+            else:  # late offer (RFC 3261 13.2.1): our full offer goes in the 200, the answer comes in the ACK
+                body = dev.offer_sdp(self.phone.host, self.media_port, self.phone.user)
+                self._local_offer = body
             if offer and not self._negotiate(body, offer, remote_is_answer=False):
                 self.reject(488)
                 raise LocalProtocolError("the offer's audio stream was refused (codec, RTP/SAVP or crypto)")
@@ -187,11 +210,21 @@ class Call:
         """Take the call off hold: a re-INVITE with our audio ``sendrecv``."""
         self._reoffer("sendrecv", timeout)
 
-    def _reoffer(self, direction: str, timeout: float) -> None:
+    def reinvite(self, codecs: Optional[Sequence[int]] = None, timeout: float = 5.0) -> None:
+        """Send a re-INVITE with a new version of our offer (RFC 3264 8) and wait for a 2xx; ``codecs`` offers
+        only these audio payload types instead (a codec change). Media follows the answer."""
+        self._reoffer("sendrecv", timeout, codecs)
+
+    def _reoffer(self, direction: str, timeout: float, codecs: Optional[Sequence[int]] = None) -> None:
         with self._lock:
             if self.state != "confirmed" or not self.dialog_id or self.local_description is None:
                 raise LocalProtocolError(f"cannot send a re-INVITE on a call that is {self.state}")
-            offer = sdp.hold_offer(self.local_description, direction)
+            if codecs is not None:
+                offer = sdp.make_offer(self.phone.host, self.media_port, self.phone.device.capabilities(list(codecs)),
+                                       username=self.phone.user)
+                offer.origin = self._next_version().origin
+            else:
+                offer = sdp.hold_offer(self.local_description, direction)
             self._reinvite_answered = threading.Event()
             self._reinvite_status = 0
             txn = self.phone.engine.core.dialog_request(
@@ -299,6 +332,13 @@ class Call:
         """Dispatcher: our answer to the peer's re-INVITE (RFC 3264 8); media follows it."""
         dev = self.phone.device
         pt = self.payload_type if self.payload_type is not None else dev.codecs[0]
+        try:  # the offer may change the codec: keep ours while it is offered, else take our best offered one
+            offered = sdp.parse_audio(offer).payload_types
+        except sdp.SdpError:
+            offered = []
+        if offered and pt not in offered:
+            best = sdp.choose_codec(offered, dev.codecs)
+            pt = pt if best is None else best
         caps = dev.capabilities([pt])
         ans = sdp.make_answer(sdp.parse(offer), self.phone.host, self.media_port, caps, username=self.phone.user)
         if self.local_description is not None:  # same session, next version (RFC 3264 8)
@@ -308,6 +348,16 @@ class Call:
         if self._negotiate(body, offer, remote_is_answer=False):
             self._restart_media()
         return body
+
+    def _on_ack_answer(self, body: bytes) -> None:
+        """Dispatcher, late offer: the SDP answer in the ACK to the offer in our 200; media starts with it."""
+        if self.session is not None or not self._local_offer or self.direction != "incoming":
+            return
+        try:
+            if self._negotiate(self._local_offer, body, remote_is_answer=True):
+                self._start_media()
+        except sdp.SdpError as exc:
+            log.warning("%s: bad SDP answer in the ACK: %s", self.phone.name, exc)
 
     def _negotiate(self, local: bytes, remote: bytes, remote_is_answer: bool) -> bool:
         """Record both descriptions and what they agreed; False when no audio stream was agreed."""
@@ -369,6 +419,30 @@ class Call:
                 return False
             return bool(self.phone.engine.media.detect_tone(self.media_id, hz, window_ms)["present"])
 
+    def recorded_audio(self) -> bytes:
+        """The audio received so far (the whole call once it ended) as 8 kHz 16-bit little-endian PCM decoded
+        from G.711, for a device with ``record_audio`` (the voicemail box); empty for other devices. The
+        engine keeps the newest 1.024 s: samples lost between two reads are kept as silence."""
+        self._pull_audio()
+        with self._lock:
+            return bytes(self._audio)
+
+    def _pull_audio(self) -> None:
+        """Copy the samples received since the last read out of the media engine; to lose none, call it at
+        least once a second while the call is up (the voicemail service does; the end of the call does)."""
+        with self._lock:
+            dev = self.phone.device
+            if self.media_id is None or not dev.record_audio:
+                return
+            try:
+                _, first, pcm = self.phone.engine.media.samples(self.media_id, self._audio_next)
+            except (KeyError, EngineError):  # the stream or the media engine is gone: nothing more to read
+                return
+            room = 2 * 8000 * dev.record_max_seconds - len(self._audio)
+            gap = bytes(2 * (first - self._audio_next)) if first > self._audio_next else b""
+            self._audio.extend((gap + pcm)[:max(0, room)])
+            self._audio_next = first + len(pcm) // 2
+
     def media_stats(self) -> dict[str, Any]:
         """Current RTP statistics of the call's stream (the last figures once the call ended)."""
         with self._lock:
@@ -421,6 +495,7 @@ class Call:
             return
         try:
             self._final_stats = self.phone.engine.media.stats(self.media_id)
+            self._pull_audio()
             self.phone.engine.media.close_stream(self.media_id)
         except KeyError:
             pass

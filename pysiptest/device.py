@@ -56,6 +56,11 @@ class Device:
     ring_delay: ClassVar[Optional[float]] = 0.0
     #: seconds from the INVITE to answering by itself (None: wait for the user)
     auto_answer_after: ClassVar[Optional[float]] = None
+    #: seconds from the user answering (``Call.answer()``) to the 200 OK leaving (e.g. a DECT base)
+    answer_delay: ClassVar[float] = 0.0
+    #: keep the audio each call receives (``Call.recorded_audio()``, decoded G.711), at most this many seconds
+    record_audio: ClassVar[bool] = False
+    record_max_seconds: ClassVar[int] = 300
     #: REGISTER expiry asked for, in seconds
     register_expires: ClassVar[int] = 3600
     #: what the phone sends while a call is up: "tone", "silence", "echo" or "pcap" (media_pcap)
@@ -72,6 +77,9 @@ class Device:
     srtp: ClassVar[Union[str, Sequence[str], None]] = None
     #: RFC 4733 telephone-event payload type offered (None: no telephone-events, DTMF cannot be sent)
     dtmf_payload_type: ClassVar[Optional[int]] = 101
+    #: how the phone sends the keys its user presses: "rfc4733" (telephone-events on RTP), "info" (SIP INFO,
+    #: application/dtmf-relay) or "auto" (RFC 4733 when telephone-event was agreed in SDP, else INFO)
+    dtmf_mode: ClassVar[str] = "auto"
     #: RTCP sender/receiver report interval in ms (0: no RTCP)
     rtcp_interval_ms: ClassVar[int] = 5000
 

@@ -1,6 +1,7 @@
 """Phone: an emulated SIP user agent with an identity, a device profile and calls."""
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 import threading
@@ -8,6 +9,7 @@ import time
 from typing import Any, Callable, Optional, Sequence, Union
 
 from pysiptest import sdp, session_timer
+from pysiptest._core import parse_uri
 from pysiptest._uri import hostport as _hostport
 from pysiptest._uri import uri_host as _uri_host
 from pysiptest._retry import RequestRetrier
@@ -50,13 +52,14 @@ class Phone:
 
     ``proxy`` is the (host, port) every request goes to (the PBX or proxy under test); ``domain`` is the
     domain of the phone's address of record (default: the proxy's host). ``transport`` is "udp", "tcp" or
-    "tls" (then ``tls`` holds the certificate settings, and the Contact is a ``sips:`` URI).
+    "tls" (then ``tls`` holds the certificate settings, and the Contact is a ``sips:`` URI); the default is
+    the device model's ``transport``.
     """
 
     def __init__(self, user: str, device: Optional[Device] = None, *, engine: Optional[Engine] = None,
                  host: str = "127.0.0.1", port: int = 0, proxy: Optional[tuple[str, int]] = None,
                  domain: Optional[str] = None, display_name: Optional[str] = None, name: Optional[str] = None,
-                 transport: str = "udp", tls: Optional[TlsConfig] = None, password: Optional[str] = None,
+                 transport: Optional[str] = None, tls: Optional[TlsConfig] = None, password: Optional[str] = None,
                  credentials: Union[Credentials, Sequence[Credentials], None] = None,
                  fast: Optional[bool] = None) -> None:
         if not user or any(c in user for c in " <>@:;\"\r\n"):
@@ -69,7 +72,7 @@ class Phone:
         self.host = host
         self.proxy = proxy
         self.domain = _uri_host(domain or (proxy[0] if proxy else host))
-        self.transport = check_transport(transport)
+        self.transport = check_transport(transport or self.device.transport)
         self.transport_id, self.port = self.engine.listen(self.transport, host, port, self, tls=tls)
         self.calls: list[Call] = []
         self._calls_by_txn: dict[int, Call] = {}
@@ -155,6 +158,19 @@ class Phone:
         if self.proxy is None:
             raise ValueError(f"{self.name} has no proxy/registrar to send to")
         return self.proxy
+
+    def _dest_for(self, uri: str) -> tuple[str, int]:
+        """Where a new request to ``uri`` goes: the proxy; without one, the URI's own numeric host and port
+        (a phone dialling an IP address, or following a REFER to one); else the no-proxy error."""
+        if self.proxy is None:
+            try:
+                u = parse_uri(uri)
+                host = u["host"].strip("[]")
+                ipaddress.ip_address(host)
+                return host, int(u["port"] or (5061 if self.transport == "tls" else 5060))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                pass
+        return self._target()
 
     def _uri_for(self, target: Union[str, "Phone"]) -> str:
         if isinstance(target, Phone):
@@ -250,7 +266,7 @@ class Phone:
         ``headers`` are added to the INVITE (Replaces, Referred-By, ...)."""
         extra_headers = list(headers)
         uri = self._uri_for(target)
-        host, port = self._target()
+        host, port = self._dest_for(uri)
         call = Call(self, "outgoing", uri, secrets.token_hex(10))
         call._open_media()
         body = self.device.offer_sdp(self.host, call.media_port, self.user)
@@ -284,7 +300,7 @@ class Phone:
         """Send an out-of-dialog request (MESSAGE, NOTIFY, OPTIONS, ...) through the proxy; returns its
         transaction id. Its final response arrives as a ResponseReceived event."""
         uri = self._uri_for(target)
-        host, port = self._target()
+        host, port = self._dest_for(uri)
         hdrs = [
             ("From", f"\"{self.display_name}\" <{self.aor}>;tag={secrets.token_hex(6)}"),
             ("To", f"<{uri}>"),
@@ -493,6 +509,8 @@ class Phone:
                     confirmed = call.state == "answering"
                     if confirmed:
                         call._set_state("confirmed")
+                        if msg.body:  # late offer: the answer to the offer in our 200
+                            call._on_ack_answer(msg.body)
                 if confirmed:
                     self._post(Answered(call))
             return
@@ -555,7 +573,7 @@ class Phone:
         caller = _uri_user(caller_uri) or caller_uri
         unsupported = sorted(session_timer.option_tags(msg, "Require") - {t.lower() for t in self.device.supported})
         if unsupported:  # RFC 3261 8.2.2.3
-            self.engine.core.respond(ev.txn_id, 420, None, [("Unsupported", ", ".join(unsupported))])
+            self.engine.core.respond(ev.txn_id, 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
             return
         too_small = session_timer.too_small(self.device, msg)
         if too_small is not None:  # RFC 4028 8.1.1

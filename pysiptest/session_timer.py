@@ -130,6 +130,11 @@ class SessionTimer:
         """Forget the pending timer (call ended, or refreshes stopped on purpose)."""
         self._gen += 1
 
+    def refresh_now(self) -> None:
+        """Send a session refresh at once, as the refresher does at SE/2 (either side may, RFC 4028 10);
+        the timer restarts when it is answered."""
+        self._fire_refresh(self._gen)
+
     def stop_refreshing(self) -> None:
         """The refresher stops sending refreshes (to test the other side's expiry)."""
         self.refreshing = False

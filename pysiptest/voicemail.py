@@ -12,9 +12,11 @@ call is for in one of (first found wins):
 - the To user, when it is not the box's own user.
 
 Each call becomes a :class:`VoiceMessage` in the owner's mailbox once it ends: the media engine's receive
-figures (packets, bytes, loss, duration from the first to the last packet). The media engine does not hand
-RTP payloads to Python, so no audio (WAV) is kept; :meth:`VoicemailService.save` writes the figures as
-JSON instead. After each new message the box sends the owner an unsolicited NOTIFY (RFC 3842:
+figures (packets, bytes, loss, duration from the first to the last packet), the audio itself (decoded G.711,
+8 kHz 16-bit PCM: the box's device has ``record_audio``, and the service reads the engine's received-audio
+ring every 0.2 s while the call is up) and the strongest tone in it (:func:`pysiptest.audio.dominant_tone`),
+so a test can assert that the caller's tone was recorded. :meth:`VoicemailService.save` writes each
+message as a WAV file and the figures as JSON. After each new message the box sends the owner an unsolicited NOTIFY (RFC 3842:
 ``Event: message-summary``, ``application/simple-message-summary``) through the system under test.
 """
 from __future__ import annotations
@@ -24,11 +26,13 @@ import logging
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from pysiptest import wav
 from pysiptest._uri import uri_user
+from pysiptest.audio import dominant_tone
 from pysiptest.call import Call
 from pysiptest.errors import ExpectationError
 from pysiptest.events import CallEnded, IncomingCall
@@ -55,6 +59,24 @@ class VoiceMessage:
     rx_bytes: int
     rx_lost: int
     payload_type: int      # -1 when nothing arrived
+    #: what was recorded: 8 kHz 16-bit little-endian PCM (decoded G.711; empty when nothing arrived)
+    audio: bytes = field(default=b"", repr=False)
+    #: the strongest tone in the recording (Hz, 0.0 if none) and the share of the power it holds (0..1)
+    tone_hz: float = 0.0
+    tone_ratio: float = 0.0
+
+    @property
+    def audio_seconds(self) -> float:
+        """Length of the recorded audio in seconds."""
+        return len(self.audio) / 16000.0
+
+    def heard_tone(self, hz: float, tolerance: float = 5.0) -> bool:
+        """True when the recording is mostly a tone within ``tolerance`` Hz of hz."""
+        return abs(self.tone_hz - hz) <= tolerance and self.tone_ratio >= 0.5
+
+    def save_wav(self, path: Path) -> Path:
+        """Write the recording as an 8 kHz 16-bit mono WAV file."""
+        return wav.write_pcm(path, self.audio)
 
 
 def _first_uri(value: str) -> str:
@@ -175,14 +197,23 @@ class VoicemailService:
         return calls[-1] if calls else None
 
     def save(self, folder: Path) -> list[Path]:
-        """Write each mailbox as ``<owner>.json`` (the figures of each message); returns the files."""
+        """Write each mailbox as ``<owner>.json`` (the figures of each message, with the name of its WAV file)
+        and each message as ``<owner>-<n>.wav``; returns the files."""
         folder.mkdir(parents=True, exist_ok=True)
         out = []
         with self._lock:
-            for owner, msgs in self.mailboxes.items():
-                path = folder / f"{owner}.json"
-                path.write_text(json.dumps([asdict(m) for m in msgs], indent=2))
-                out.append(path)
+            boxes = {owner: list(msgs) for owner, msgs in self.mailboxes.items()}
+        for owner, msgs in boxes.items():
+            figures = []
+            for n, m in enumerate(msgs, 1):
+                wav_path = m.save_wav(folder / f"{owner}-{n}.wav")
+                out.append(wav_path)
+                d = asdict(m)
+                d.pop("audio")
+                figures.append(dict(d, wav=wav_path.name, audio_seconds=m.audio_seconds))
+            path = folder / f"{owner}.json"
+            path.write_text(json.dumps(figures, indent=2))
+            out.append(path)
         return out
 
     # -- MWI ----------------------------------------------------------------------------------
@@ -204,6 +235,7 @@ class VoicemailService:
     # -- the watcher thread -------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._record()
             try:
                 ev = self.phone.expect((IncomingCall, CallEnded), timeout=0.2)
             except ExpectationError:
@@ -215,6 +247,15 @@ class VoicemailService:
                     self._ended(ev.call)
             except Exception:  # the watcher must survive one bad call
                 log.exception("voicemail failed on %s", ev.describe())
+
+    def _record(self) -> None:
+        """Copy the audio the box's calls received since the last time out of the media engine (its ring
+        holds 1 s; this runs every 0.2 s at most)."""
+        for call in self.phone.active_calls:
+            try:
+                call._pull_audio()
+            except Exception as exc:  # a call that just ended: its audio was taken when it closed
+                log.debug("voicemail: reading audio failed: %s", exc)
 
     def _incoming(self, call: Call) -> None:
         owner, reason = mailbox_owner(call.request, self.phone.user) if call.request is not None else ("", "")
@@ -238,10 +279,13 @@ class VoicemailService:
         pkts = int(st.get("rx_packets", 0))
         first, last = int(st.get("first_rx_ms", 0)), int(st.get("last_rx_ms", 0))
         duration = (last - first + self.phone.device.ptime) / 1000.0 if pkts else 0.0
+        audio = call.recorded_audio()
+        tone = dominant_tone(audio)
         msg = VoiceMessage(owner=owner, caller=uri_user(call.remote) or call.remote, reason=reason,
                            started=started, duration=duration, rx_packets=pkts,
                            rx_bytes=int(st.get("rx_bytes", 0)), rx_lost=int(st.get("rx_lost", 0)),
-                           payload_type=int(st.get("rx_payload_type", -1)))
+                           payload_type=int(st.get("rx_payload_type", -1)), audio=audio,
+                           tone_hz=tone.hz, tone_ratio=tone.ratio)
         with self._changed:
             self.mailboxes.setdefault(owner, []).append(msg)
             self._changed.notify_all()

@@ -62,3 +62,14 @@ def wav_to_pcap(wav_path: Union[str, Path], pcap_path: Union[str, Path], ptime_m
         count += 1
     Path(pcap_path).write_bytes(b"".join(out))
     return count
+
+
+def write_pcm(path: Union[str, Path], pcm: bytes) -> Path:
+    """Write 8 kHz 16-bit little-endian mono PCM (e.g. ``Call.recorded_audio()``) as a WAV file; its path."""
+    p = Path(path)
+    with wave.open(str(p), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm[: len(pcm) // 2 * 2])
+    return p

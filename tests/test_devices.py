@@ -1,7 +1,10 @@
-"""Device models differ on the wire: what each one sends, seen by a raw UDP socket standing in for the PBX."""
+"""Device models differ on the wire: what each one sends, seen by a raw UDP socket standing in for the PBX
+(phones made to use UDP there, whatever their model's transport), and through the reference PBX and
+Kamailio for what needs a real server (Chipmunk5000 over TCP, DTMF the way each model sends it)."""
 from __future__ import annotations
 
 import secrets
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -78,7 +81,8 @@ def sdp_offer(port: int, video: bool = False) -> str:
 
 
 def phone_for(engine: Engine, raw: RawPeer, model: str, user: str = "bob") -> Phone:
-    return Phone(user, find_device(model)(), engine=engine, proxy=("127.0.0.1", raw.port))
+    """A phone of the model pointed at the raw peer, over UDP (the raw peer's transport)."""
+    return Phone(user, find_device(model)(), engine=engine, proxy=("127.0.0.1", raw.port), transport="udp")
 
 
 # -- what each model offers when it calls -----------------------------------------------------
@@ -101,6 +105,11 @@ def test_outgoing_invite_carries_the_models_options_and_codecs(engine: Engine, r
     for t in absent:
         assert t not in tags, f"{model} must not send Supported: {t}, sent {tags}"
     body = inv.body.decode()
+    # session timers (RFC 4028): only the model with "timer" asks for an interval
+    if "timer" in supported:
+        assert inv.header("Session-Expires") == "1800" and inv.header("Min-SE") == "90"
+    else:
+        assert inv.header("Session-Expires") is None
     m_audio = next(line for line in body.splitlines() if line.startswith("m=audio"))
     # the audio codecs in the model's order; the default offer adds telephone-event (101, RFC 4733) after them
     assert m_audio.split(" ", 3)[3].removesuffix(" 101") == audio_fmts
@@ -183,4 +192,149 @@ def test_voicemail_records_the_caller_and_notifies_the_owner(engine: Engine, raw
     assert msg.caller == "alice" and msg.reason == "user-busy" and msg.payload_type == 0
     assert 40 <= msg.rx_packets <= 60, msg  # 1 s of 20 ms packets
     assert 0.8 <= msg.duration <= 1.2, msg
+    # the box kept what it heard: about 1 s of the caller's 440 Hz tone
+    assert 0.8 <= msg.audio_seconds <= 1.3 and msg.heard_tone(440.0), (msg.audio_seconds, msg.tone_hz)
     box.stop()
+
+
+# -- 100rel and session timers when called ----------------------------------------------------
+@pytest.mark.parametrize("model, reliable", [("Squirrel350", True), ("Chipmunk5000", False),
+                                             ("HeronBase", False)])
+def test_180_is_reliable_only_from_the_100rel_model(engine: Engine, raw: RawPeer, model: str,
+                                                    reliable: bool) -> None:
+    """The caller supports 100rel: Squirrel350 sends its 180 reliably (Require: 100rel, RSeq, RFC 3262) and
+    retransmits it until PRACKed; the others send a plain 180."""
+    phone = phone_for(engine, raw, model)
+    raw.send(phone.port, invite(raw, phone.port, sdp_offer(40000), extra="Supported: 100rel, timer\n"))
+    first = raw.recv(want="180", timeout=3)
+    require = [t.strip() for t in (first.header("Require") or "").split(",") if t.strip()]
+    if reliable:
+        assert "100rel" in require and first.header("RSeq") is not None and int(first.header("RSeq")) >= 1
+        again = raw.recv(want="180", timeout=2)  # not PRACKed: sent again after T1
+        assert again.header("RSeq") == first.header("RSeq")
+    else:
+        assert "100rel" not in require and first.header("RSeq") is None
+        with pytest.raises(AssertionError, match="nothing"):
+            raw.recv(want="180", timeout=1.2)  # an unreliable 180 is never retransmitted
+
+
+@pytest.mark.parametrize("model, timer", [("Squirrel350", True), ("Chipmunk5000", False)])
+def test_200_takes_up_the_callers_session_timer_only_on_the_timer_model(engine: Engine, raw: RawPeer, model: str,
+                                                                        timer: bool) -> None:
+    phone = phone_for(engine, raw, model)
+    raw.send(phone.port, invite(raw, phone.port, sdp_offer(40000),
+                                extra="Supported: timer\nSession-Expires: 600\nMin-SE: 90\n"))
+    phone.wait_for_call(timeout=3).answer()
+    ok = raw.recv(want="200", timeout=3)
+    if timer:
+        assert ok.header("Session-Expires").replace(" ", "").startswith("600;refresher=")
+        assert "timer" in (ok.header("Require") or "")
+    else:
+        assert ok.header("Session-Expires") is None and "timer" not in (ok.header("Require") or "")
+
+
+# -- the DECT base answers slowly -------------------------------------------------------------
+@pytest.mark.parametrize("model, low, high", [("HeronBase", 0.75, 1.5), ("Chipmunk5000", 0.0, 0.3)])
+def test_200_leaves_after_the_models_answer_delay(engine: Engine, raw: RawPeer, model: str, low: float,
+                                                  high: float) -> None:
+    phone = phone_for(engine, raw, model)
+    raw.send(phone.port, invite(raw, phone.port, sdp_offer(40000)))
+    call = phone.wait_for_call(timeout=3)
+    raw.recv(want="180", timeout=3)
+    t0 = time.monotonic()
+    call.answer()
+    raw.recv(want="200", timeout=3)
+    took = time.monotonic() - t0
+    assert low <= took <= high, f"{model} sent 200 {took:.2f} s after the user answered, expected {low}-{high} s"
+
+
+# -- Chipmunk5000 talks SIP over TCP, through the reference PBX and Kamailio --------------------
+def _top_via_transport(msg) -> str:  # noqa: ANN001 - a pysiptest Message
+    return msg.header("Via").split()[0].rsplit("/", 1)[-1].upper()
+
+
+def _tcp_call(engine: Engine, host: str, port: int) -> tuple[Phone, Phone]:
+    """Alice (Squirrel350, UDP) calls Bob (Chipmunk5000, TCP) through the server at host:port; media both ways."""
+    from pysiptest import Answered, RequestReceived, ResponseReceived
+
+    alice = Phone("alice", find_device("Squirrel350")(), engine=engine, proxy=(host, port))
+    bob = Phone("bob", find_device("Chipmunk5000")(), engine=engine, proxy=(host, port))
+    assert (alice.transport, bob.transport) == ("udp", "tcp")
+    assert bob.contact_uri.endswith(";transport=tcp")
+    alice.register(timeout=5)
+    bob.register(timeout=5)
+    reg_ok = [e for e in bob.history if isinstance(e[1], ResponseReceived) and e[1].method == "REGISTER"][-1][1]
+    assert _top_via_transport(reg_ok.message) == "TCP"  # our REGISTER went over TCP and so came its 200
+    call = alice.call(bob)
+    incoming = bob.wait_for_call(timeout=5)
+    assert _top_via_transport(incoming.request) == "TCP", incoming.request.header("Via")
+    incoming.answer()
+    alice.expect(Answered, 5, call=call)
+    time.sleep(0.5)
+    assert incoming.media_stats()["rx_packets"] > 10 and call.media_stats()["rx_packets"] > 10
+    call.hangup()
+    bye = bob.expect(RequestReceived, 5, method="BYE").message
+    assert _top_via_transport(bye) == "TCP"
+    # and Bob calls out over TCP: the answer to his INVITE comes back with his TCP Via on top
+    out = bob.call(alice)
+    alice.wait_for_call(timeout=5).answer()
+    bob.expect(Answered, 5, call=out)
+    ok = [e for _, e in bob.history if isinstance(e, ResponseReceived) and e.method == "INVITE" and e.status == 200]
+    assert ok and _top_via_transport(ok[-1].message) == "TCP"
+    out.hangup()
+    alice.expect(RequestReceived, 5, method="BYE")
+    return alice, bob
+
+
+def test_chipmunk_registers_and_is_called_over_tcp_through_the_reference_pbx(engine: Engine) -> None:
+    from pysiptest.sut import ReferencePbxSut
+
+    with ReferencePbxSut() as pbx:
+        assert pbx.pbx is not None and pbx.pbx.tcp_transport_id is not None
+        _tcp_call(engine, pbx.host, pbx.port)
+        (binding,) = pbx.pbx.registrar.lookup("bob")
+        assert binding.transport_id == pbx.pbx.tcp_transport_id and binding.contact.endswith(";transport=tcp")
+        (a_binding,) = pbx.pbx.registrar.lookup("alice")
+        assert a_binding.transport_id == pbx.pbx.transport_id
+
+
+@pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio is not installed")
+def test_chipmunk_registers_and_is_called_over_tcp_through_kamailio(engine: Engine) -> None:
+    from pysiptest.sut import Kamailio
+
+    with Kamailio() as kam:
+        _tcp_call(engine, kam.host, kam.port)
+
+
+# -- DTMF the way each model sends it ---------------------------------------------------------
+def test_chipmunk_presses_keys_as_info_and_squirrel_as_rfc4733(engine: Engine) -> None:
+    """The step library's "presses" sends keys the device's way (``dtmf_mode``): Chipmunk5000's become INFO
+    requests with application/dtmf-relay bodies, Squirrel350's RFC 4733 telephone-events with no INFO."""
+    from types import SimpleNamespace
+
+    from pysiptest import Answered, InfoReceived, RequestReceived
+    from pysiptest.bdd.steps_media import press
+    from pysiptest.sut import ReferencePbxSut
+
+    with ReferencePbxSut() as pbx:
+        alice = Phone("alice", find_device("Squirrel350")(), engine=engine, proxy=(pbx.host, pbx.port))
+        bob = Phone("bob", find_device("Chipmunk5000")(), engine=engine, proxy=(pbx.host, pbx.port))
+        alice.register(timeout=5)
+        bob.register(timeout=5)
+        call = alice.call(bob)
+        incoming = bob.wait_for_call(timeout=5)
+        incoming.answer()
+        alice.expect(Answered, 5, call=call)
+        ctx = SimpleNamespace(phones={"Alice": alice, "Bob": bob})
+        press(ctx, "Bob", "7#")
+        infos = [alice.expect(InfoReceived, 5) for _ in range(2)]
+        assert [i.signal for i in infos] == ["7", "#"]
+        assert all(i.content_type.startswith("application/dtmf-relay") for i in infos)
+        assert call.dtmf_received() == ""  # nothing came as telephone-events
+        press(ctx, "Alice", "42")
+        deadline = time.monotonic() + 5
+        while incoming.dtmf_received() != "42" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert incoming.dtmf_received() == "42"
+        assert not [e for _, e in bob.history if isinstance(e, RequestReceived) and e.method == "INFO"]
+        call.hangup()

@@ -1,7 +1,11 @@
 """Kamailio as a system under test: started, probed and stopped by pysiptest.
 
-These tests talk to a real kamailio over loopback with hand-written SIP
-messages, so they depend on nothing in pysiptest but ``pysiptest.sut``.
+The first tests talk to a real kamailio over loopback with hand-written SIP
+messages, so they depend on nothing in pysiptest but ``pysiptest.sut``. The
+last section runs pysiptest phones through a Kamailio with digest auth and
+checks each service on the wire with the engine's message trace: challenges
+for REGISTER, INVITE, MESSAGE and SUBSCRIBE, record-routing, MESSAGE,
+SUBSCRIBE/NOTIFY (presence, dialog), REFER and in-dialog requests relayed.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -434,3 +439,231 @@ def test_sipp_calls_through_kamailio(kamailio: Kamailio, client: SipUdp, tmp_pat
         assert uas.wait(timeout=10) == 0, uas.log_tail()
     finally:
         uas.stop()
+
+
+# ----- pysiptest phones through Kamailio with digest auth ----------------------
+
+USERS = {"alice": "Al1ce-pw", "bob": "b0b-pw", "carol": "car0l-pw"}
+
+
+@pytest.fixture(scope="module")
+def authed() -> Iterator[Kamailio]:
+    """One Kamailio with digest auth (SHA-256) and three accounts for the phone tests of this module."""
+    if shutil.which("kamailio") is None:
+        pytest.skip("kamailio is not installed (apt-get install kamailio)")
+    sut = Kamailio(users=USERS)
+    sut.start()
+    try:
+        yield sut
+    finally:
+        sut.stop()
+
+
+@pytest.fixture
+def phones(authed: Kamailio):  # -> dict[str, Phone]
+    """alice, bob and carol registered with the authed Kamailio, on one Engine whose message trace is on."""
+    from pysiptest import Engine, Phone, trace
+
+    eng = Engine()
+    trace.enable(eng, 2000)
+    ph = {u: Phone(u, engine=eng, proxy=(authed.host, authed.port), password=p) for u, p in USERS.items()}
+    try:
+        for p in ph.values():
+            p.register(timeout=5)
+        yield ph
+    finally:
+        for p in ph.values():
+            p.close()
+        eng.close()
+
+
+def _wire(phone):  # -> list[tuple[bool, str, str, tuple[str, int]]]: (sent, start line, CSeq, peer)
+    from pysiptest import trace
+
+    return [(e.outgoing, e.first_line, e.cseq, e.peer) for e in trace.ladder(phone)]
+
+
+def _challenged_then_accepted(phone, method: str, challenge: int, proxy: tuple[str, int]) -> None:
+    """On the wire: the method went out, got ``challenge``, went out again with CSeq + 1 and got a 2xx."""
+    def final_arrived() -> bool:
+        sent = [w for w in _wire(phone) if w[0] and w[1].startswith(method + " ")]
+        return len(sent) >= 2 and any(not w[0] and w[2] == sent[1][2] and w[1].startswith("SIP/2.0 2")
+                                      for w in _wire(phone))
+
+    wait_until(final_arrived, 5, what=f"the 2xx to {phone.name}'s second {method}")
+    lines = [w for w in _wire(phone) if w[2].endswith(" " + method)]
+    first = next(i for i, w in enumerate(lines) if w[0] and w[1].startswith(method + " "))
+    sent1, got1, sent2 = lines[first], lines[first + 1], lines[first + 2]
+    n = int(sent1[2].split()[0])
+    assert got1[:3] == (False, got1[1], f"{n} {method}") and got1[1].split()[1] == str(challenge), lines
+    assert sent2[0] and sent2[1].startswith(method + " ") and sent2[2] == f"{n + 1} {method}", lines
+    final = next(w for w in lines[first + 3:] if not w[0] and w[2] == f"{n + 1} {method}"
+                 and not w[1].startswith("SIP/2.0 1"))
+    assert final[1].startswith("SIP/2.0 2"), lines
+    assert all(w[3] == proxy for w in lines), lines
+
+
+def test_phones_answer_digest_challenges_for_register_invite_message_subscribe(authed: Kamailio, phones) -> None:
+    from pysiptest import Answered, MessageReceived, RequestReceived, ResponseReceived, SubscriptionRequested
+
+    alice, bob = phones["alice"], phones["bob"]
+    proxy = (authed.host, authed.port)
+    _challenged_then_accepted(alice, "REGISTER", 401, proxy)
+
+    alice.send_message(bob, "hi")
+    assert bob.expect(MessageReceived, 5).text == "hi"
+    challenge = alice.expect(ResponseReceived, 5, method="MESSAGE")
+    assert challenge.status == 407
+    assert 'algorithm=SHA-256' in challenge.message.header("Proxy-Authenticate")
+    _challenged_then_accepted(alice, "MESSAGE", 407, proxy)
+
+    alice.subscribe(bob, "presence")
+    bob.expect(SubscriptionRequested, 5).subscription.accept()
+    _challenged_then_accepted(alice, "SUBSCRIBE", 407, proxy)
+
+    call = alice.call(bob)
+    incoming = bob.wait_for_call(5)
+    # Kamailio took the credentials it checked: they do not reach Bob
+    assert incoming.request.header("Proxy-Authorization") is None
+    incoming.answer()
+    alice.expect(Answered, 5, call=call)
+    _challenged_then_accepted(alice, "INVITE", 407, proxy)
+    call.hangup()
+    bob.expect(RequestReceived, 5, method="BYE")
+
+
+def test_wrong_password_is_refused_on_the_wire(authed: Kamailio) -> None:
+    from pysiptest import Engine, Phone, trace
+
+    with Engine() as eng:
+        trace.enable(eng, 100)
+        mallory = Phone("alice", engine=eng, proxy=(authed.host, authed.port), password="guess")
+        with pytest.raises(AssertionError, match="could not register: 401"):
+            mallory.register(timeout=5)
+        statuses = [w[1] for w in _wire(mallory) if not w[0]]
+        assert statuses == ["SIP/2.0 401 Unauthorized", "SIP/2.0 401 Unauthorized"]
+
+
+def test_call_is_record_routed_and_in_dialog_requests_pass_through_kamailio(authed: Kamailio, phones) -> None:
+    from pysiptest import Answered, InfoReceived, RequestReceived, eventpkg
+
+    alice, bob = phones["alice"], phones["bob"]
+    proxy = (authed.host, authed.port)
+    call = alice.call(bob)
+    incoming = bob.wait_for_call(5)
+    rr = incoming.request.header("Record-Route")
+    assert rr is not None and f"{authed.host}:{authed.port}" in rr and ";lr" in rr
+    incoming.answer()
+    alice.expect(Answered, 5, call=call)
+    call.send_info(eventpkg.dtmf_relay("7"))
+    assert bob.expect(InfoReceived, 5).signal == "7"
+    call.update()
+    bob.expect(RequestReceived, 5, method="UPDATE")
+    incoming.hangup()  # the callee's BYE follows the route set back through Kamailio
+    alice.expect(RequestReceived, 5, method="BYE")
+    cid = call.call_id
+    a = [w for w in _wire(alice) if w[2].split()[-1] in ("ACK", "INFO", "UPDATE", "BYE")]
+    b = [w for w in _wire(bob) if w[2].split()[-1] in ("ACK", "INFO", "UPDATE", "BYE")]
+    # Alice: the ACK to the 407 (CSeq 1, hop by hop), then the dialog's ACK, INFO, UPDATE (CSeq 2, 3, 4)
+    assert [(w[0], w[1].split()[0], w[2]) for w in a if w[1][0] != "S"] == [
+        (True, "ACK", "1 ACK"), (True, "ACK", "2 ACK"), (True, "INFO", "3 INFO"), (True, "UPDATE", "4 UPDATE"),
+        (False, "BYE", "1 BYE")], a
+    assert [(w[0], w[1].split()[0], w[2]) for w in b if w[1][0] != "S"] == [
+        (False, "ACK", "2 ACK"), (False, "INFO", "3 INFO"), (False, "UPDATE", "4 UPDATE"), (True, "BYE", "1 BYE")], b
+    assert [w[1] for w in a if w[1][0] == "S"] == ["SIP/2.0 200 OK"] * 3  # to INFO, UPDATE; ours to BYE
+    # every one of them, and every answer, went to or came from Kamailio, never phone to phone
+    assert all(w[3] == proxy for w in a + b), a + b
+    assert {e.call_id for e in __import__("pysiptest").trace.ladder(bob) if e.cseq.endswith("INFO")} == {cid}
+
+
+def test_message_is_relayed_to_the_registered_user(authed: Kamailio, phones) -> None:
+    from pysiptest import MessageReceived, ResponseReceived
+
+    alice, carol = phones["alice"], phones["carol"]
+    alice.send_message(carol, "lunch at 12?")
+    got = carol.expect(MessageReceived, 5)
+    assert got.text == "lunch at 12?" and got.sender == f"sip:alice@{authed.domain}"
+    assert got.message.header("Record-Route") is None  # MESSAGE makes no dialog: not record-routed
+    statuses = []
+    while True:
+        r = alice.expect(ResponseReceived, 5, method="MESSAGE")
+        statuses.append(r.status)
+        if r.status != 407:
+            break
+    assert statuses == [407, 200]
+    # Carol received it from Kamailio
+    inbound = [w for w in _wire(carol) if not w[0] and w[1].startswith("MESSAGE ")]
+    assert [w[3] for w in inbound] == [(authed.host, authed.port)]
+
+
+@pytest.mark.parametrize("event", ["presence", "dialog"])
+def test_subscribe_and_notify_are_relayed_between_the_users(authed: Kamailio, phones, event: str) -> None:
+    from pysiptest import NotifyReceived, SubscriptionRequested, eventpkg
+
+    alice, bob = phones["alice"], phones["bob"]
+    sub = alice.subscribe(bob, event)
+    req = bob.expect(SubscriptionRequested, 5)
+    assert req.event == event
+    rr = req.subscription.request.header("Record-Route")
+    assert rr is not None and f"{authed.host}:{authed.port}" in rr
+    body = (eventpkg.pidf(bob.aor, "open", note="at my desk") if event == "presence"
+            else eventpkg.dialog_info(bob.aor, 0))
+    req.subscription.accept(body=body)
+    first = alice.expect(NotifyReceived, 5)
+    assert first.event == event and first.state == "active" and first.body == body
+    # a later state change, in the subscription's dialog through Kamailio
+    later = (eventpkg.pidf(bob.aor, "closed") if event == "presence"
+             else eventpkg.dialog_info(bob.aor, 1, [("d1", "confirmed", "initiator")]))
+    req.subscription.notify(later)
+    second = alice.expect(NotifyReceived, 5)
+    assert second.body == later and second.subscription is sub
+    notifies = [w for w in _wire(alice) if w[1].startswith("NOTIFY ")]
+    assert len(notifies) == 2 and all(w[3] == (authed.host, authed.port) for w in notifies)
+    assert [w[2] for w in notifies] == ["1 NOTIFY", "2 NOTIFY"]
+
+
+def test_refer_in_a_call_is_relayed_and_the_transfer_completes(authed: Kamailio, phones) -> None:
+    from pysiptest import Answered, RequestReceived, TransferRequested
+
+    alice, bob, carol = phones["alice"], phones["bob"], phones["carol"]
+    call = alice.call(bob)
+    incoming = bob.wait_for_call(5)
+    incoming.answer()
+    alice.expect(Answered, 5, call=call)
+    xfer = call.transfer(carol)
+    assert bob.expect(TransferRequested, 5).target == carol.aor
+    to_carol = carol.wait_for_call(5)
+    assert to_carol.request.header("Referred-By") == f"<{alice.aor}>"
+    to_carol.answer()
+    assert xfer.wait(10) == 200
+    bob.expect(RequestReceived, 5, method="BYE")  # the transferor hung up on success
+    refer = [w for w in _wire(bob) if w[1].startswith("REFER ")]
+    assert len(refer) == 1 and refer[0][3] == (authed.host, authed.port) and refer[0][2].endswith(" REFER")
+    sipfrags = [w for w in _wire(alice) if w[1].startswith("NOTIFY ") and not w[0]]
+    assert len(sipfrags) >= 2 and all(w[3] == (authed.host, authed.port) for w in sipfrags)
+
+
+@needs_kamailio
+def test_unanswered_tcp_callee_goes_to_voicemail_after_the_no_answer_time() -> None:
+    """Bob's Chipmunk5000 talks TCP: Kamailio still gives up ringing it after NOANSWER_MS (5 s), CANCELs it
+    and forwards the call to the voicemail box with Diversion reason=no-answer (with fr_inv alone, tm would
+    wait for fr_timer on a TCP branch)."""
+    from pysiptest import Answered, Engine, IncomingCall, Phone, RequestReceived, find_device
+
+    with Kamailio() as kam, Engine() as eng:
+        box = Phone("voicemail", find_device("Voicemail")(), engine=eng, proxy=(kam.host, kam.port))
+        alice = Phone("alice", find_device("Squirrel350")(), engine=eng, proxy=(kam.host, kam.port))
+        bob = Phone("bob", find_device("Chipmunk5000")(), engine=eng, proxy=(kam.host, kam.port))
+        assert bob.transport == "tcp"
+        for p in (box, alice, bob):
+            p.register(timeout=5)
+        call = alice.call(bob)
+        bob.wait_for_call(5)
+        t0 = time.monotonic()
+        bob.expect(RequestReceived, 10, method="CANCEL")
+        waited = time.monotonic() - t0
+        assert 4.5 <= waited <= 7.0, f"Kamailio rang Bob for {waited:.1f} s, expected the 5 s no-answer time"
+        invite = box.expect(IncomingCall, 5).call.request
+        assert invite.header("Diversion") is not None and "reason=no-answer" in invite.header("Diversion")
+        alice.expect(Answered, 5, call=call)
+        call.hangup()

@@ -503,6 +503,46 @@ static PyObject *pymedia_detect_tone(PyObject *self, PyObject *args, PyObject *k
                          "silent", t.silent ? Py_True : Py_False);
 }
 
+static PyObject *pymedia_samples(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"id", "since", NULL};
+    PyObject *id_o;
+    unsigned long long since = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|K:samples", kwlist, &id_o, &since))
+        return NULL;
+    uint32_t id;
+    struct media *m;
+    if (parse_id(id_o, &id) < 0 || check_open(self, &m) < 0)
+        return NULL;
+    int16_t *buf = PyMem_Malloc(TONE_RING_SAMPLES * sizeof(int16_t));
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    uint64_t total = 0, first = 0;
+    size_t n = 0;
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = media_stream_samples(m, id, (uint64_t)since, buf, TONE_RING_SAMPLES, &total, &first, &n);
+    Py_END_ALLOW_THREADS
+    if (r < 0) {
+        PyMem_Free(buf);
+        return raise_media_error(self, r, id_o, NULL);
+    }
+    /* 16-bit little-endian PCM, as a WAV file holds it */
+    PyObject *pcm = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * 2));
+    if (pcm != NULL) {
+        unsigned char *p = (unsigned char *)PyBytes_AS_STRING(pcm);
+        for (size_t i = 0; i < n; i++) {
+            uint16_t v = (uint16_t)buf[i];
+            p[2 * i] = (unsigned char)(v & 0xff);
+            p[2 * i + 1] = (unsigned char)(v >> 8);
+        }
+    }
+    PyMem_Free(buf);
+    if (pcm == NULL)
+        return NULL;
+    return Py_BuildValue("(KKN)", (unsigned long long)total, (unsigned long long)first, pcm);
+}
+
 static PyObject *pymedia_stop(PyObject *self, PyObject *id_o)
 {
     uint32_t id;
@@ -667,6 +707,9 @@ static PyMethodDef pymedia_methods[] = {
     {"lateness", (PyCFunction)(void (*)(void))pymedia_lateness, METH_VARARGS | METH_KEYWORDS,
      "lateness($self, /, reset=False)\n--\n\n"
      "How late generated packets left against their schedule, over all streams: count, p50_us, p99_us, max_us."},
+    {"samples", (PyCFunction)(void (*)(void))pymedia_samples, METH_VARARGS | METH_KEYWORDS,
+     "samples(id, since=0) -> (total, first, pcm): the received G.711 audio decoded to 16-bit little-endian\n"
+     "8 kHz PCM, samples first..total-1 (from since, or the oldest of the newest 8192 kept); total: received."},
     {"stop", (PyCFunction)pymedia_stop, METH_O,
      "stop($self, id, /)\n--\n\nStop sending; the stream keeps receiving and counting."},
     {"close_stream", (PyCFunction)pymedia_close_stream, METH_O,

@@ -1080,6 +1080,38 @@ int media_stream_tone(struct media *m, uint32_t id, double hz, uint32_t window_m
     return r;
 }
 
+int media_stream_samples(struct media *m, uint32_t id, uint64_t since, int16_t *out, size_t max, uint64_t *total,
+                         uint64_t *first, size_t *n)
+{
+    *total = 0;
+    *first = since;
+    *n = 0;
+    if (m == NULL || (out == NULL && max > 0))
+        return -EINVAL;
+    int r = 0;
+    pthread_mutex_lock(&m->table_lock);
+    struct media_stream *s = m->closed ? NULL : table_find(m, id);
+    if (m->closed) {
+        r = -ESHUTDOWN;
+    } else if (s == NULL) {
+        r = -ENOENT;
+    } else if (s->ring != NULL) {
+        const struct tone_ring *ring = s->ring;
+        uint64_t oldest = ring->total > TONE_RING_SAMPLES ? ring->total - TONE_RING_SAMPLES : 0;
+        uint64_t from = since < oldest ? oldest : since;
+        uint64_t count = from < ring->total ? ring->total - from : 0;
+        if (count > max)
+            count = max;
+        for (uint64_t i = 0; i < count; i++)
+            out[i] = ring->s[(from + i) % TONE_RING_SAMPLES];
+        *total = ring->total;
+        *first = from;
+        *n = (size_t)count;
+    }
+    pthread_mutex_unlock(&m->table_lock);
+    return r;
+}
+
 int media_tx_lateness(struct media *m, int reset, struct media_lateness *out)
 {
     if (m == NULL || out == NULL)

@@ -129,6 +129,12 @@ int media_stream_dtmf_events(struct media *m, uint32_t id, struct dtmf_event *ou
 struct tone_result;
 /* Goertzel: the level of hz in the newest window_ms (1..1024) of received G.711 audio. */
 int media_stream_tone(struct media *m, uint32_t id, double hz, uint32_t window_ms, struct tone_result *out);
+/* The received G.711 audio, decoded: copy into out (max samples) the samples numbered since..total-1 of the
+ * stream's ring (the newest TONE_RING_SAMPLES are kept, so an older since starts at the oldest kept one);
+ * *total gets how many were received so far, *first the number of the first one copied, *n the count.
+ * 0, -ENOENT, -ESHUTDOWN. */
+int media_stream_samples(struct media *m, uint32_t id, uint64_t since, int16_t *out, size_t max, uint64_t *total,
+                         uint64_t *first, size_t *n);
 
 /* How late generated packets left against their schedule (start + k * ptime), over every stream
  * since the last reset: percentiles from a histogram of 10 us buckets (up to 50 ms), exact max. */

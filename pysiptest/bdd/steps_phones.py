@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from behave import step, then
 
-from pysiptest.bdd._common import WAIT, phone_of
+from pysiptest.bdd._common import WAIT, phone_network, phone_of
 from pysiptest.device import find_device
 from pysiptest.phone import Phone
 
@@ -25,8 +25,8 @@ def make_phone(context: Any, name: str, device: str, password: Optional[str] = N
         if "password" not in inspect.signature(Phone).parameters:
             raise AssertionError("this pysiptest has no digest authentication yet (Phone takes no password)")
         kwargs["password"] = password
-    phone = Phone(name.lower(), cls(), engine=context.engine, proxy=(sut.host, sut.port), domain=sut.domain,
-                  display_name=name, name=name, **kwargs)
+    phone = Phone(name.lower(), cls(), engine=context.engine, domain=sut.domain, display_name=name, name=name,
+                  **phone_network(context), **kwargs)
     context.phones[name] = phone
     context.last_phone = name
     return phone

@@ -5,9 +5,9 @@ from typing import Any, Optional
 
 from behave import step, then
 
-from pysiptest.bdd._common import WAIT, active_call, last_phone, phone_of, sut_control, wait_for
+from pysiptest.bdd._common import WAIT, active_call, final_response, last_phone, phone_of, sut_control, wait_for
 from pysiptest.bdd.steps_calls import check_talk
-from pysiptest.events import RequestReceived, ResponseReceived
+from pysiptest.events import RequestReceived
 from pysiptest.voicemail import VoicemailService, parse_message_summary
 
 #: how long a call may take to reach voicemail (the SUT's no-answer time plus the usual wait)
@@ -126,7 +126,7 @@ def step_send_message(context: Any, sender: str, text: str, receiver: str) -> No
     """
     phone = phone_of(context, sender)
     phone.send_message(phone_of(context, receiver).user, text)
-    ev = phone.expect(ResponseReceived, timeout=WAIT, method="MESSAGE")
+    ev = final_response(phone, "MESSAGE", sender)  # past a 401/407 the phone answered with credentials
     assert 200 <= ev.status < 300, f"{sender}'s MESSAGE was answered {ev.status}"
 
 

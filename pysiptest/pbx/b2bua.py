@@ -72,7 +72,7 @@ class Bridge:
 
 
 class ReferencePBX:
-    """Registrar plus call routing between registered users, on one UDP transport.
+    """Registrar plus call routing between registered users, on UDP and TCP on one port.
 
     ``users`` (name to password) limits who may register; None accepts anyone. With ``auth_algorithm``
     (e.g. "SHA-256", "MD5") REGISTER is challenged with digest authentication (RFC 7616/8760) and must
@@ -87,6 +87,12 @@ class ReferencePBX:
         self.host = host
         self.registrar = Registrar()
         self.transport_id, self.port = engine.listen_udp(host, port, self)
+        #: TCP on the same port (phones such as Chipmunk5000 register and call over TCP); None if it was taken
+        self.tcp_transport_id: Optional[int] = None
+        try:
+            self.tcp_transport_id, _ = engine.listen_tcp(host, self.port, self)
+        except Exception as exc:  # UDP still works: say why TCP does not
+            log.warning("reference PBX: no TCP on %s: %s", _hostport(host, self.port), exc)
         self.domain = uri_host(domain or host)
         self.users = dict(users) if users is not None else None
         self.auth: Optional[DigestServer] = None
@@ -109,6 +115,11 @@ class ReferencePBX:
     def contact(self) -> str:
         """The PBX's own Contact URI."""
         return f"sip:pbx@{_hostport(self.host, self.port)}"
+
+    def _contact_on(self, transport_id: int) -> str:
+        """Our Contact URI for a leg on this transport (``;transport=tcp`` on TCP)."""
+        tcp = bool(transport_id) and transport_id == self.tcp_transport_id
+        return self.contact + (";transport=tcp" if tcp else "")
 
     # -- control ----------------------------------------------------------------------------
     def set_dnd(self, user: str, on: bool) -> None:
@@ -210,7 +221,7 @@ class ReferencePBX:
             headers = [("Contact", f"<{b.contact}>;expires=60") for b in self.registrar.lookup(user)]
             self._respond(ev.txn_id, 200, None, headers)
             return
-        granted = self.registrar.update(user, contact, ev.src[0], ev.src[1], expires)
+        granted = self.registrar.update(user, contact, ev.src[0], ev.src[1], expires, ev.transport_id)
         headers = [("Expires", str(granted))]
         if contact != "*" and granted:
             headers.insert(0, ("Contact", f"<{contact}>;expires={granted}"))
@@ -255,14 +266,15 @@ class ReferencePBX:
             ("To", f"<sip:{br.callee}@{self.domain}>"),
             ("Call-ID", secrets.token_hex(10)),
             ("CSeq", "1 INVITE"),
-            ("Contact", f"<{self.contact}>"),
+            ("Contact", f"<{self._contact_on(b.transport_id)}>"),
         ]
         if br.diverted:
             headers.append(("Diversion", f"<sip:{br.callee}@{self.domain}>;reason={br.diverted};counter=1"))
         if br.offer and br.offer_type:
             headers.append(("Content-Type", br.offer_type))
         try:
-            txn = self.engine.core.request(self.transport_id, b.host, b.port, "INVITE", b.contact, headers, br.offer)
+            txn = self.engine.core.request(b.transport_id or self.transport_id, b.host, b.port, "INVITE", b.contact,
+                                           headers, br.offer)
         except Exception as exc:
             log.warning("cannot call %s at %s: %s", br.target, b.contact, exc)
             return False
@@ -441,8 +453,8 @@ class ReferencePBX:
             *self._copied_headers(msg),
         ]
         try:
-            txn = self.engine.core.request(self.transport_id, b.host, b.port, msg.method, b.contact, headers,
-                                           msg.body or b"")
+            txn = self.engine.core.request(b.transport_id or self.transport_id, b.host, b.port, msg.method, b.contact,
+                                           headers, msg.body or b"")
         except Exception as exc:
             log.warning("cannot relay %s to %s: %s", msg.method, user, exc)
             self._respond(ev.txn_id, 480, "Temporarily Unavailable")

@@ -16,6 +16,7 @@ class Binding:
     host: str     # where to send: the address the REGISTER came from
     port: int
     expires_at: float
+    transport_id: int = 0  # the engine transport the REGISTER came on (0: the PBX's UDP transport)
 
 
 class Registrar:
@@ -27,7 +28,8 @@ class Registrar:
         self._b: dict[str, dict[str, Binding]] = {}
         self._lock = threading.Lock()
 
-    def update(self, user: str, contact: Optional[str], host: str, port: int, expires: int) -> int:
+    def update(self, user: str, contact: Optional[str], host: str, port: int, expires: int,
+               transport_id: int = 0) -> int:
         """Add, refresh or (expires 0) remove a binding; contact "*" with expires 0 removes all. Returns the expiry granted."""
         granted = 0 if expires <= 0 else max(self.min_expires, min(expires, self.max_expires))
         with self._lock:
@@ -38,7 +40,7 @@ class Registrar:
             elif granted == 0:
                 cur.pop(contact, None)
             else:
-                cur[contact] = Binding(user, contact, host, port, time.monotonic() + granted)
+                cur[contact] = Binding(user, contact, host, port, time.monotonic() + granted, transport_id)
             if not cur:
                 self._b.pop(user, None)
         return granted

@@ -70,3 +70,13 @@ class ExternalSut(SystemUnderTest):
 
     def stop(self) -> None:
         """Nothing to stop."""
+
+    def set_dnd(self, user: str, enabled: bool) -> None:
+        """Not possible: the server is not ours to control (NotImplementedError saying so)."""
+        raise NotImplementedError(f"the external server at {self.target} is not controlled by pysiptest "
+                                  "(sut=external): DND cannot be set through it")
+
+    def set_forward(self, user: str, target: Optional[str]) -> None:
+        """Not possible: the server is not ours to control (NotImplementedError saying so)."""
+        raise NotImplementedError(f"the external server at {self.target} is not controlled by pysiptest "
+                                  "(sut=external): call forwarding cannot be set through it")
