@@ -119,6 +119,83 @@ def test_final_response_stops_reliable_retransmissions(engine, peer):
     assert 180 not in got
 
 
+SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+SDP_HDRS = [("Contact", f"<sip:engine@{HOST}>"), ("Content-Type", "application/sdp")]
+
+
+def _reliable_183_with_sdp(eng, peer, port, call_id: str):
+    inv = _incoming_invite(eng, peer, port, call_id)
+    eng.respond(inv.txn_id, 183, None, SDP_HDRS, SDP, reliable=True)
+    p = peer.expect(is_status(183), what="the reliable 183 with SDP")
+    assert p.body == SDP and p.header("RSeq")
+    return inv, p
+
+
+def test_2xx_waits_for_the_prack_of_a_reliable_183_with_sdp_then_follows_the_prack_200(engine, peer):
+    """RFC 3262 3: no 2xx while a reliable provisional with an offer/answer is unacknowledged."""
+    eng, _, port = engine
+    inv, p = _reliable_183_with_sdp(eng, peer, port, "hold-1")
+    did = eng.respond(inv.txn_id, 200, None, SDP_HDRS, SDP)
+    assert did != 0, "the held 2xx still names the early dialog"
+    seen = peer.collect(0.6)  # ~ 3 retransmissions of the 183 at T1 = 50 ms, and no 200
+    assert [m.status for _, m in seen if not m.is_request and m.status >= 200] == [], "the 200 waited"
+    assert len([m for _, m in seen if not m.is_request and m.status == 183]) >= 2, "the 183 kept coming"
+    rseq = int(p.header("RSeq"))
+    peer.send(_prack(peer, port, p, rseq, 1, "z9hG4bKhold1", "hold-1"), port)
+    got = []
+    end = time.monotonic() + 2.0
+    while len(got) < 2 and time.monotonic() < end:
+        m = peer.recv(0.5)
+        if m is not None and not m.is_request and m.status == 200:
+            got.append(m)
+    assert [m.cseq[1] for m in got] == ["PRACK", "INVITE"], "200 to the PRACK, then the held 200 to the INVITE"
+    ok = got[1]
+    assert ok.nameaddr("To")["tag"] == p.nameaddr("To")["tag"] and ok.body == SDP
+    assert ok.header("RSeq") is None
+    # the 2xx is retransmitted like any other until the ACK (RFC 3261 13.3.1.4)
+    assert bytes(peer.expect(is_status(200, "INVITE"), what="the 200 again")) == bytes(ok)
+
+
+def test_2xx_after_a_reliable_180_without_sdp_is_not_held(engine, peer):
+    eng, _, port = engine
+    inv = _incoming_invite(eng, peer, port, "hold-2")
+    eng.respond(inv.txn_id, 180, reliable=True)
+    peer.expect(is_status(180))
+    eng.respond(inv.txn_id, 200, None, SDP_HDRS, SDP)
+    ok = peer.expect(is_status(200, "INVITE"), what="the 200 at once (no SDP in the 180)")
+    assert ok.body == SDP
+
+
+def test_second_2xx_while_one_is_held_is_refused_and_cancel_drops_the_held_2xx(engine, peer):
+    eng, _, port = engine
+    inv, p = _reliable_183_with_sdp(eng, peer, port, "hold-3")
+    eng.respond(inv.txn_id, 200, None, SDP_HDRS, SDP)
+    with pytest.raises(EngineError, match="waiting for the PRACK"):
+        eng.respond(inv.txn_id, 200, None, SDP_HDRS, SDP)
+    cancel = sip_request("CANCEL", peer, port, branch="z9hG4bKhold-3", call_id="hold-3")
+    peer.send(cancel, port)
+    peer.expect(is_status(200, "CANCEL"), what="200 to the CANCEL")
+    peer.expect(is_status(487, "INVITE"), what="487: the held 200 never left, the INVITE can be cancelled")
+    rseq = int(p.header("RSeq"))
+    peer.send(_prack(peer, port, p, rseq, 1, "z9hG4bKhold3p", "hold-3"), port)
+    late = [m for _, m in peer.collect(0.5) if not m.is_request and m.status == 200 and m.cseq[1] == "INVITE"]
+    assert late == [], "no 200 to the INVITE after the 487"
+
+
+def test_held_2xx_without_prack_ends_with_504_after_64_t1(peer):
+    eng = Eng(t1=0.01, t2=4.0, t4=0.05)
+    try:
+        _, port = eng.listen_udp(HOST, 0)
+        inv, _ = _reliable_183_with_sdp(eng, peer, port, "hold-4")
+        eng.respond(inv.txn_id, 200, None, SDP_HDRS, SDP)
+        ev = wait_event(eng, "timeout", timeout=3.0)
+        assert "held" in ev.info and ev.txn_id == inv.txn_id
+        m = peer.expect(lambda m: not m.is_request and m.status >= 200, timeout=1.0, what="the final response")
+        assert m.status == 504
+    finally:
+        eng.close()
+
+
 # ---- UAC role ----------------------------------------------------------------------------------
 
 def _uac(eng, tid, port, peer, call_id: str):
@@ -150,6 +227,32 @@ def test_uac_pracks_reliable_provisional_once_and_drops_retransmissions(engine, 
     pr2 = peer.expect(lambda m: m.is_request and m.method == "PRACK" and m.header("RAck").startswith("4712"))
     assert pr2.cseq[0] == pr.cseq[0] + 1
     wait_event(eng, "response", pred=lambda e: e.status == 183)
+
+
+def test_uac_pracks_a_reliable_provisional_to_a_reinvite(engine, peer):
+    """RFC 3262 applies to every INVITE: a reliable 183 to our re-INVITE is PRACKed inside the dialog."""
+    eng, tid, port = engine
+    _, inv = _uac(eng, tid, port, peer, "uac-rel-re")
+    peer.send(sip_response(inv, 200, "OK", to_tag="bob", extra=f"Contact: <sip:bob@{HOST}:{peer.port}>"), port)
+    peer.expect(is_method("ACK"))
+    did = wait_event(eng, "response", pred=lambda e: e.status == 200).dialog_id
+    txn = eng.dialog_request(did, "INVITE", headers=[("Contact", f"<sip:engine@{HOST}:{port}>"),
+                                                     ("Supported", "100rel")], body=b"v=0\r\n")
+    reinv = peer.expect(is_method("INVITE"))
+    assert reinv.cseq[0] == 2
+    p = sip_response(reinv, 183, "Session Progress", extra="Require: 100rel\r\nRSeq: 77")
+    peer.send(p, port)
+    pr = peer.expect(is_method("PRACK"), what="the PRACK of the re-INVITE's 183")
+    assert pr.header("RAck") == "77 2 INVITE" and pr.cseq == (3, "PRACK")
+    assert pr.nameaddr("To")["tag"] == "bob" and pr.uri == f"sip:bob@{HOST}:{peer.port}"
+    ev = wait_event(eng, "response", pred=lambda e: e.status == 183)
+    assert ev.txn_id == txn and ev.dialog_id == did
+    peer.send(p, port)  # a retransmission: no second PRACK
+    peer.send(sip_response(pr, 200, "OK"), port)
+    assert [m for _, m in peer.collect(0.3) if m.is_request and m.method == "PRACK" and bytes(m) != bytes(pr)] == []
+    peer.send(sip_response(reinv, 200, "OK", extra=f"Contact: <sip:bob@{HOST}:{peer.port}>"), port)
+    ack = peer.expect(is_method("ACK"))
+    assert ack.cseq == (2, "ACK")
 
 
 def test_uac_ignores_out_of_order_rseq(engine, peer):
