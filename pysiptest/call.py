@@ -42,6 +42,7 @@ class Call:
         self.remote_description: Optional[sdp.SessionDescription] = None
         self.session: Optional[sdp.AudioSession] = None
         self._local_offer = b""  # the body of our INVITE
+        self._early_answer = b""  # incoming: the SDP answer sent in a 183 (early media); outgoing: received
         self._reinvite_answered = threading.Event()
         self._reinvite_status = 0
         #: UPDATE (RFC 3311): the final status of our last one and its response
@@ -52,6 +53,7 @@ class Call:
         self._session_negotiated: Optional[tuple[int, str]] = None
         self.end_reason = ""
         self.end_status = 0
+        self._hangup_cause: Optional[tuple[str, int]] = None  # why we hung up, when not the user's choice
         self._final_stats: Optional[dict[str, Any]] = None
         #: the INVITE that started an incoming call (Request-URI, Diversion, ... for the application)
         self.request: Any = None
@@ -100,6 +102,45 @@ class Call:
             if did:
                 self._bind_dialog(did)
 
+    def progress(self, early_media: bool = True, reliable: Optional[bool] = None) -> None:
+        """Send 183 Session Progress for an incoming call; with ``early_media`` it carries our SDP answer and
+        media starts at once (early media).  The 200 of :meth:`answer` then repeats the same answer.
+        ``reliable`` as for :meth:`ring`; a reliable 183 with SDP holds the 200 until its PRACK (RFC 3262 3)."""
+        with self._lock:
+            if self.direction != "incoming" or self.state not in ("ringing", "early"):
+                raise LocalProtocolError(f"cannot send 183 on a call that is {self.state}")
+            if reliable is None:
+                reliable = self._wants_reliable()
+            headers = self.phone._contact_headers()
+            body = b""
+            if early_media:
+                body = self._early_answer or self._make_answer()
+                self._early_answer = body
+                headers.append(("Content-Type", "application/sdp"))
+            did = self.phone.engine.core.respond(self.invite_txn, 183, None, headers, body, reliable=reliable)
+            if did:
+                self._bind_dialog(did)
+            self._set_state("early")
+            if early_media:
+                self._start_media()
+
+    def _make_answer(self) -> bytes:
+        """Our SDP answer to the INVITE's offer (or an offer when it had none); 488 and LocalProtocolError when
+        nothing can be agreed.  Records both descriptions."""
+        dev = self.phone.device
+        offered = self.remote_sdp.payload_types if self.remote_sdp else []
+        pt = sdp.choose_codec(offered, dev.codecs) if self.remote_sdp else dev.codecs[0]
+        if pt is None:
+            self.reject(488)
+            raise LocalProtocolError(f"no common codec: offered {offered}, supported {dev.codecs}")
+        self.payload_type = pt
+        offer = self.request.body if self.request is not None and self.request.body else b""
+        body = dev.answer_sdp(self.phone.host, self.media_port, pt, offer, self.phone.user)
+        if offer and not self._negotiate(body, offer, remote_is_answer=False):
+            self.reject(488)
+            raise LocalProtocolError("the offer's audio stream was refused (codec, RTP/SAVP or crypto)")
+        return body
+
     def _wants_reliable(self) -> bool:
         """Whether our provisionals go reliably by default (RFC 3262 3)."""
         req = self.request
@@ -119,17 +160,7 @@ class Call:
             if self.state not in ("ringing", "early"):
                 raise LocalProtocolError(f"cannot answer a call that is {self.state}")
             dev = self.phone.device
-            offered = self.remote_sdp.payload_types if self.remote_sdp else []
-            pt = sdp.choose_codec(offered, dev.codecs) if self.remote_sdp else dev.codecs[0]
-            if pt is None:
-                self.reject(488)
-                raise LocalProtocolError(f"no common codec: offered {offered}, supported {dev.codecs}")
-            self.payload_type = pt
-            offer = self.request.body if self.request is not None and self.request.body else b""
-            body = dev.answer_sdp(self.phone.host, self.media_port, pt, offer, self.phone.user)
-            if offer and not self._negotiate(body, offer, remote_is_answer=False):
-                self.reject(488)
-                raise LocalProtocolError("the offer's audio stream was refused (codec, RTP/SAVP or crypto)")
+            body = self._early_answer or self._make_answer()  # after early media, the same answer again
             headers = self.phone._contact_headers() + [("Content-Type", "application/sdp")]
             st_hdrs, self._session_negotiated = session_timer.answer_headers(dev, self.request)
             headers += st_hdrs
@@ -141,6 +172,8 @@ class Call:
                 self._set_state("ringing")
                 raise
             self._bind_dialog(did)
+            if self._early_answer:
+                self._stop_media()  # early media: same stream, restarted for the answered call
             self._start_media()
             self.session_timer = session_timer.start_uas(self, self._session_negotiated)
 
@@ -152,11 +185,15 @@ class Call:
             self.phone.engine.core.respond(self.invite_txn, status, reason)
             self._ended(f"rejected with {status}", status)
 
-    def hangup(self) -> None:
-        """End the call: BYE when answered, CANCEL before an answer, 603 for an unanswered incoming call."""
+    def hangup(self, reason: Optional[str] = None, status: int = 0) -> None:
+        """End the call: BYE when answered, CANCEL before an answer, 603 for an unanswered incoming call.
+        ``reason`` and ``status`` (default "hung up" and the BYE's final status) become the call's
+        ``end_reason``/``end_status`` and those of its CallEnded event."""
         with self._lock:
             if self.state in ("terminated", "terminating"):
                 return
+            if reason:
+                self._hangup_cause = (reason, status)
             if self.state in ("confirmed", "answering") and self.dialog_id:
                 txn = self.phone.engine.core.dialog_request(self.dialog_id, "BYE")
                 self.phone._track(txn, "bye", self)

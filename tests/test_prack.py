@@ -449,3 +449,70 @@ def test_kamailio_pracked_180_then_486_reaches_caller_with_same_to_tag_and_is_ac
             assert len(again) == 1
     finally:
         sniffer.close()
+
+
+# ---- early media and the held 2xx, phone to phone ----------------------------------------------------
+
+def _packets(call, key: str) -> int:
+    return int(call.media_stats().get(key, 0))
+
+
+def test_phone_early_media_183_with_sdp_starts_media_before_the_answer(pengine):
+    """Unreliable 183 with SDP (no 100rel): both sides send RTP in the early dialog; the 200 repeats the answer."""
+    from pysiptest.sut._proc import wait_until
+
+    class Plain(Device):
+        ring_delay = None
+
+    bob = Phone("bob", Plain(), engine=pengine)
+    alice = Phone("alice", Plain(), engine=pengine, proxy=(bob.host, bob.port))
+    out = alice.call(bob)
+    inc = bob.wait_for_call(3)
+    inc.progress()
+    r = alice.expect(ResponseReceived, 3, status=183)
+    assert r.message.header("Content-Type") == "application/sdp" and r.message.body
+    assert r.message.header("RSeq") is None
+    alice.expect(Ringing, 3, call=out)
+    assert out.state == "early" and inc.state == "early"
+    wait_until(lambda: _packets(out, "rx_packets") > 5 and _packets(inc, "rx_packets") > 5, 3,
+               what="RTP both ways before the answer")
+    assert out.heard_tone(440.0)
+    inc.answer()
+    ok = alice.expect(ResponseReceived, 3, status=200, method="INVITE")
+    assert ok.message.body == r.message.body, "the 200 repeats the early answer"
+    alice.expect(Answered, 3, call=out)
+    before = _packets(out, "rx_packets")
+    wait_until(lambda: _packets(out, "rx_packets") > before + 5, 3, what="RTP after the answer")
+    out.hangup()
+    bob.expect(CallEnded, 3, call=inc)
+
+
+def test_phone_reliable_183_with_sdp_holds_the_200_until_the_prack(pengine):
+    """The UAS answers at once after a reliable 183 with SDP; the 200 leaves only after the PRACK's 200.
+    The caller PRACKs by hand (auto_prack off) so that the wait is visible on the wire."""
+
+    class ManualPrack(ReliableCaller):
+        auto_prack = False
+
+    bob = Phone("bob", ReliableCallee(), engine=pengine)
+    alice = Phone("alice", ManualPrack(), engine=pengine, proxy=(bob.host, bob.port))
+    out = alice.call(bob)
+    inc = bob.wait_for_call(3)
+    inc.progress()
+    r = alice.expect(ResponseReceived, 3, status=183)
+    assert r.message.header("Require") == "100rel" and r.message.body
+    inc.answer()  # held by the engine
+    time.sleep(0.8)
+    assert not [e for e in alice.unexpected() if isinstance(e, ResponseReceived) and e.status == 200], \
+        "no 200 before the PRACK"
+    assert out.state == "early"
+    rack = f"{r.message.header('RSeq')} {r.message.cseq[0]} INVITE"
+    pengine.core.dialog_request(out.dialog_id, "PRACK", [("RAck", rack)])
+    got = alice.expect(ResponseReceived, 3, status=200, method="PRACK")
+    ok = alice.expect(ResponseReceived, 3, status=200, method="INVITE")
+    assert ok.message.body == r.message.body
+    assert ok.message.nameaddr("To")["tag"] == r.message.nameaddr("To")["tag"] == got.message.nameaddr("To")["tag"]
+    alice.expect(Answered, 3, call=out)
+    bob.expect(Answered, 3, call=inc)
+    out.hangup()
+    bob.expect(CallEnded, 3, call=inc)
