@@ -177,12 +177,13 @@ class Call:
             self._start_media()
             self.session_timer = session_timer.start_uas(self, self._session_negotiated)
 
-    def reject(self, status: int = 486, reason: Optional[str] = None) -> None:
-        """Reject an incoming call with a final status (486 Busy Here by default)."""
+    def reject(self, status: int = 486, reason: Optional[str] = None,
+               headers: Sequence[tuple[str, str]] = ()) -> None:
+        """Reject an incoming call with a final status (486 Busy Here by default) and extra ``headers``."""
         with self._lock:
             if self.direction != "incoming" or self.state not in ("ringing", "early"):
                 raise LocalProtocolError(f"cannot reject a call that is {self.state}")
-            self.phone.engine.core.respond(self.invite_txn, status, reason)
+            self.phone.engine.core.respond(self.invite_txn, status, reason, list(headers))
             self._ended(f"rejected with {status}", status)
 
     def hangup(self, reason: Optional[str] = None, status: int = 0) -> None:
@@ -216,30 +217,58 @@ class Call:
             self.phone.engine.core.cancel(self.invite_txn)
             self._set_state("terminating")
 
-    def hold(self, timeout: float = 5.0) -> None:
-        """Put the call on hold: a re-INVITE with our audio ``sendonly`` (RFC 3264 8.4); the peer stops sending."""
-        self._reoffer("sendonly", timeout)
+    def hold(self, timeout: float = 5.0, direction: str = "sendonly") -> None:
+        """Put the call on hold: a re-INVITE with our audio ``sendonly`` (RFC 3264 8.4), or ``inactive``;
+        the peer stops sending."""
+        if direction not in ("sendonly", "inactive"):
+            raise ValueError(f"hold direction must be 'sendonly' or 'inactive', not {direction!r}")
+        self._reoffer(direction, timeout)
 
     def resume(self, timeout: float = 5.0) -> None:
         """Take the call off hold: a re-INVITE with our audio ``sendrecv``."""
         self._reoffer("sendrecv", timeout)
 
+    def reinvite(self, codecs: Optional[Sequence[int]] = None, timeout: float = 5.0) -> int:
+        """Send a re-INVITE whose offer is our last description again (next o= version) or, with ``codecs``
+        (payload types, e.g. ``[8]`` for a codec change), a new offer of those codecs; wait for the final
+        status and return it.  Media follows the answer (RFC 3264 8)."""
+        with self._lock:
+            if self.local_description is None:
+                raise LocalProtocolError(f"cannot send a re-INVITE on a call that is {self.state}")
+            if codecs is None:
+                offer = self._next_version()
+            else:
+                offer = sdp.make_offer(self.phone.host, self.media_port, self.phone.device.capabilities(codecs),
+                                       username=self.phone.user)
+                offer.origin = copy.deepcopy(self.local_description.origin)
+                offer.origin.session_version = str(int(offer.origin.session_version) + 1)
+        return self._send_reinvite(offer, f"codecs {list(codecs)}" if codecs else "new version", timeout)
+
     def _reoffer(self, direction: str, timeout: float) -> None:
         with self._lock:
-            if self.state != "confirmed" or not self.dialog_id or self.local_description is None:
+            if self.local_description is None:
                 raise LocalProtocolError(f"cannot send a re-INVITE on a call that is {self.state}")
             offer = sdp.hold_offer(self.local_description, direction)
+        status = self._send_reinvite(offer, direction, timeout)
+        if not 200 <= status < 300:
+            raise AssertionError(f"{self.phone.name}: re-INVITE ({direction}) was refused: {status}")
+
+    def _send_reinvite(self, offer: "sdp.SessionDescription", what: str, timeout: float) -> int:
+        with self._lock:
+            if self.state != "confirmed" or not self.dialog_id:
+                raise LocalProtocolError(f"cannot send a re-INVITE on a call that is {self.state}")
             self._reinvite_answered = threading.Event()
             self._reinvite_status = 0
-            txn = self.phone.engine.core.dialog_request(
-                self.dialog_id, "INVITE", self.phone._contact_headers() + [("Content-Type", "application/sdp")],
-                sdp.serialize(offer))
+            hdrs = self.phone._contact_headers() + [("Content-Type", "application/sdp")]
+            body = sdp.serialize(offer)
+            txn = self.phone.engine.core.dialog_request(self.dialog_id, "INVITE", hdrs, body)
             self.phone._track(txn, "reinvite", (self, offer))
+            # a 401/407 in the dialog is answered with credentials (pysiptest/_retry.py)
+            self.phone._retry.remember(txn, "INVITE", None, hdrs, body, dialog_id=self.dialog_id)
             done = self._reinvite_answered
         if not done.wait(timeout):
-            raise AssertionError(f"{self.phone.name}: re-INVITE ({direction}) got no final response in {timeout:g} s")
-        if not 200 <= self._reinvite_status < 300:
-            raise AssertionError(f"{self.phone.name}: re-INVITE ({direction}) was refused: {self._reinvite_status}")
+            raise AssertionError(f"{self.phone.name}: re-INVITE ({what}) got no final response in {timeout:g} s")
+        return self._reinvite_status
 
     def update(self, sdp: Union[bytes, bool, None] = None, timeout: float = 5.0,  # noqa: F811
                headers: Sequence[tuple[str, str]] = ()) -> int:
@@ -336,8 +365,11 @@ class Call:
         """Dispatcher: our answer to the peer's re-INVITE (RFC 3264 8); media follows it."""
         dev = self.phone.device
         pt = self.payload_type if self.payload_type is not None else dev.codecs[0]
-        caps = dev.capabilities([pt])
-        ans = sdp.make_answer(sdp.parse(offer), self.phone.host, self.media_port, caps, username=self.phone.user)
+        offered = sdp.parse(offer)
+        formats = [f for m in offered.media if m.media == "audio" and m.port for f in m.formats]
+        # keep the codec in use when it is offered again; a codec change offers others: any of ours will do
+        caps = dev.capabilities([pt]) if str(pt) in formats else dev.capabilities()
+        ans = sdp.make_answer(offered, self.phone.host, self.media_port, caps, username=self.phone.user)
         if self.local_description is not None:  # same session, next version (RFC 3264 8)
             ans.origin = self.local_description.origin
             ans.origin.session_version = str(int(ans.origin.session_version) + 1)

@@ -48,7 +48,7 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, NOTIFY, INFO, UPD
 FORWARD_ON = {486: "user-busy", 600: "user-busy", 603: "user-busy", 408: "no-answer", 480: "no-answer"}
 #: headers copied from a relayed request or response
 _COPY = ("Content-Type", "Event", "Subscription-State", "Refer-To", "Referred-By", "Accept", "Expires",
-         "Session-Expires", "Min-SE", "Require", "Supported", "Diversion")
+         "Session-Expires", "Min-SE", "Require", "Supported", "Diversion", "Allow", "Allow-Events")
 
 
 #: methods whose requests and 2xx carry our Contact (they set or refresh a dialog's remote target)
