@@ -300,6 +300,16 @@ class Phone:
             self._retry.remember(txn, method, uri, hdrs, body, dest=(host, port))
             return txn
 
+    def options(self, target: Union[str, "Phone"], timeout: float = 5.0) -> ResponseReceived:
+        """Send OPTIONS (RFC 3261 11) and wait for its final response (Allow, Accept, Supported of the peer);
+        AssertionError when none arrives in time."""
+        self.send_request("OPTIONS", target, [("Accept", "application/sdp")])
+        deadline = time.monotonic() + timeout
+        while True:  # a 401/407 answered with our credentials is followed by the real outcome
+            ev = self.expect(ResponseReceived, max(0.0, deadline - time.monotonic()), method="OPTIONS")
+            if ev.status >= 200 and not (ev.status in (401, 407) and self.auth):
+                return ev
+
     def send_message(self, target: Union[str, "Phone"], text: str) -> int:
         """Send a MESSAGE (RFC 3428) with a text/plain body; returns the transaction id."""
         return self.send_request("MESSAGE", target, body=text.encode(), content_type="text/plain;charset=UTF-8")

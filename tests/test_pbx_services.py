@@ -309,3 +309,32 @@ def test_presence_notify_before_the_2xx_is_relayed_after_answering_the_subscribe
         assert head(text)["expires"] == "0" and head(text)["call-id"] == h["call-id"]
     finally:
         srv.close()
+
+
+# ---- the PBX as registrar (RFC 3261 10.3) ---------------------------------------------------------------
+
+def test_pbx_registrar_keeps_several_contacts_lists_them_and_clears_them_with_star(make_phone, pbx) -> None:
+    alice = make_phone("alice", register=False)
+    other = "sip:alice@127.0.0.1:5999"
+    reg = alice.register(expires=300, contacts=[alice.contact_uri, other], timeout=3)
+    ok = alice.expect(ResponseReceived, 3, method="REGISTER", status=200).message
+    listed = {c.uri: int(c.param("expires")) for c in ok.contacts}
+    assert set(listed) == {alice.contact_uri, other} and all(290 <= e <= 300 for e in listed.values())
+    assert {b.contact for b in pbx.pbx.registrar.lookup("alice")} == {alice.contact_uri, other}
+    assert reg is not None
+    alice.unregister(all_contacts=True, timeout=3)
+    ok = alice.expect(ResponseReceived, 3, method="REGISTER", status=200).message
+    assert ok.contacts == () and ok.header("Expires") == "0"
+    assert pbx.pbx.registrar.lookup("alice") == []
+
+
+def test_pbx_registrar_answers_423_below_min_expires_and_the_phone_retries(make_phone, pbx) -> None:
+    pbx.pbx.min_expires = 120
+    alice = make_phone("alice", register=False)
+    alice.register(expires=60, timeout=3)
+    r423 = alice.expect(ResponseReceived, 3, method="REGISTER", status=423).message
+    assert r423.header("Min-Expires") == "120"
+    ok = alice.expect(ResponseReceived, 3, method="REGISTER", status=200).message
+    assert ok.contact.param("expires") == "120"
+    (b,) = pbx.pbx.registrar.lookup("alice")
+    assert 110 < b.expires_at - time.monotonic() <= 120

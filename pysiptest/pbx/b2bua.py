@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -119,6 +120,8 @@ class ReferencePBX:
             self.auth = DigestServer(self.domain.strip("[]"), self.users, auth_algorithm)
         self.voicemail_user = voicemail_user
         self.no_answer_timeout = no_answer_timeout
+        #: a REGISTER asking for less (but not 0) is answered 423 with Min-Expires (RFC 3261 10.3); 0: never
+        self.min_expires = 0
         self.dnd: set[str] = set()
         self.forward: dict[str, str] = {}
         self.calls: list[Bridge] = []
@@ -220,27 +223,29 @@ class ReferencePBX:
                 self._respond(ev.txn_id, 403, f"{who} may not register {user}")
                 return
         expires_hdr = msg.header("Expires")
-        contact_raw = msg.header("Contact")
-        contact = None
-        expires = int(expires_hdr) if expires_hdr and expires_hdr.strip().isdigit() else 3600
-        if contact_raw is not None and contact_raw.strip() == "*":
-            contact = "*"
-        elif contact_raw is not None:
-            na = msg.nameaddr("Contact") or {}
-            contact = na.get("uri")
-            params = na.get("params") or ""
-            for p in params.split(";"):
-                k, _, v = p.partition("=")
-                if k.strip().lower() == "expires" and v.strip().isdigit():
-                    expires = int(v.strip())
-        if contact is None:  # a query: list the bindings
-            headers = [("Contact", f"<{b.contact}>;expires=60") for b in self.registrar.lookup(user)]
-            self._respond(ev.txn_id, 200, None, headers)
+        default = int(expires_hdr) if expires_hdr and expires_hdr.strip().isdigit() else 3600
+        try:
+            contacts = [(c.uri, int(c.param("expires")) if (c.param("expires") or "").isdigit() else default)
+                        for c in msg.contacts]
+        except (ValueError, TypeError) as exc:
+            self._respond(ev.txn_id, 400, "Bad Contact")
+            log.debug("REGISTER with a bad Contact: %s", exc)
             return
-        granted = self.registrar.update(user, contact, ev.src[0], ev.src[1], expires)
-        headers = [("Expires", str(granted))]
-        if contact != "*" and granted:
-            headers.insert(0, ("Contact", f"<{contact}>;expires={granted}"))
+        if any(uri == "*" for uri, _ in contacts) and (len(contacts) > 1 or default != 0):
+            self._respond(ev.txn_id, 400, "Contact * needs Expires 0 and no other Contact")  # RFC 3261 10.3 6
+            return
+        short = [e for uri, e in contacts if uri != "*" and 0 < e < self.min_expires]
+        if short:  # RFC 3261 10.3 7: 423 Interval Too Brief
+            self._respond(ev.txn_id, 423, None, [("Min-Expires", str(self.min_expires))])
+            return
+        for uri, exp in contacts:
+            self.registrar.update(user, uri, ev.src[0], ev.src[1], exp)
+        # the 200 lists every current binding with its remaining expiry (RFC 3261 10.3 8)
+        now = time.monotonic()
+        headers = [("Contact", f"<{b.contact}>;expires={max(1, int(b.expires_at - now + 0.5))}")
+                   for b in self.registrar.lookup(user)]
+        if contacts:
+            headers.append(("Expires", str(max((self.registrar.update_granted(e) for _, e in contacts), default=0))))
         self._respond(ev.txn_id, 200, None, headers)
 
     # -- calls ------------------------------------------------------------------------------
