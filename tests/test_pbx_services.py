@@ -188,12 +188,12 @@ def test_pbx_pracked_180_then_486_reaches_the_caller_with_the_same_to_tag_and_is
     """The seed's Kamailio case (a PRACKed 180, then 486) through the reference PBX, checked on the wire."""
     from test_prack import _LoopbackSniffer
 
+    alice, bob = make_phone("alice", _RelCaller()), make_phone("bob", _RelCallee())
     try:
-        sniffer = _LoopbackSniffer()
+        sniffer = _LoopbackSniffer([alice.port, bob.port, pbx.port])
     except PermissionError:
         pytest.skip("capturing on loopback needs CAP_NET_RAW")
     try:
-        alice, bob = make_phone("alice", _RelCaller()), make_phone("bob", _RelCallee())
         out = alice.call("bob")
         inc = bob.wait_for_call(3)
         inc.ring()
