@@ -42,6 +42,7 @@ class Call:
         self.remote_description: Optional[sdp.SessionDescription] = None
         self.session: Optional[sdp.AudioSession] = None
         self._local_offer = b""  # the body of our INVITE
+        self._early_answer = b""  # incoming: the SDP answer sent in a 183 (early media); outgoing: received
         self._reinvite_answered = threading.Event()
         self._reinvite_status = 0
         #: UPDATE (RFC 3311): the final status of our last one and its response
@@ -52,6 +53,7 @@ class Call:
         self._session_negotiated: Optional[tuple[int, str]] = None
         self.end_reason = ""
         self.end_status = 0
+        self._hangup_cause: Optional[tuple[str, int]] = None  # why we hung up, when not the user's choice
         self._final_stats: Optional[dict[str, Any]] = None
         # received audio kept for a device with record_audio: 16-bit PCM, and the number of the next sample
         self._audio = bytearray()
@@ -103,6 +105,49 @@ class Call:
             if did:
                 self._bind_dialog(did)
 
+    def progress(self, early_media: bool = True, reliable: Optional[bool] = None) -> None:
+        """Send 183 Session Progress for an incoming call; with ``early_media`` it carries our SDP answer and
+        media starts at once (early media).  The 200 of :meth:`answer` then repeats the same answer.
+        ``reliable`` as for :meth:`ring`; a reliable 183 with SDP holds the 200 until its PRACK (RFC 3262 3)."""
+        with self._lock:
+            if self.direction != "incoming" or self.state not in ("ringing", "early"):
+                raise LocalProtocolError(f"cannot send 183 on a call that is {self.state}")
+            if reliable is None:
+                reliable = self._wants_reliable()
+            headers = self.phone._contact_headers()
+            body = b""
+            if early_media:
+                body = self._early_answer or self._make_answer()
+                self._early_answer = body
+                headers.append(("Content-Type", "application/sdp"))
+            did = self.phone.engine.core.respond(self.invite_txn, 183, None, headers, body, reliable=reliable)
+            if did:
+                self._bind_dialog(did)
+            self._set_state("early")
+            if early_media:
+                self._start_media()
+
+    def _make_answer(self) -> bytes:
+        """Our SDP answer to the INVITE's offer (or an offer when it had none); 488 and LocalProtocolError when
+        nothing can be agreed.  Records both descriptions."""
+        dev = self.phone.device
+        offered = self.remote_sdp.payload_types if self.remote_sdp else []
+        pt = sdp.choose_codec(offered, dev.codecs) if self.remote_sdp else dev.codecs[0]
+        if pt is None:
+            self.reject(488)
+            raise LocalProtocolError(f"no common codec: offered {offered}, supported {dev.codecs}")
+        self.payload_type = pt
+        offer = self.request.body if self.request is not None and self.request.body else b""
+        if offer:
+            body = dev.answer_sdp(self.phone.host, self.media_port, pt, offer, self.phone.user)
+        else:  # late offer (RFC 3261 13.2.1): our full offer goes in the 200, the answer comes in the ACK
+            body = dev.offer_sdp(self.phone.host, self.media_port, self.phone.user)
+            self._local_offer = body
+        if offer and not self._negotiate(body, offer, remote_is_answer=False):
+            self.reject(488)
+            raise LocalProtocolError("the offer's audio stream was refused (codec, RTP/SAVP or crypto)")
+        return body
+
     def _wants_reliable(self) -> bool:
         """Whether our provisionals go reliably by default (RFC 3262 3)."""
         req = self.request
@@ -138,21 +183,7 @@ class Call:
             if self.state not in ("ringing", "early"):
                 raise LocalProtocolError(f"cannot answer a call that is {self.state}")
             dev = self.phone.device
-            offered = self.remote_sdp.payload_types if self.remote_sdp else []
-            pt = sdp.choose_codec(offered, dev.codecs) if self.remote_sdp else dev.codecs[0]
-            if pt is None:
-                self.reject(488)
-                raise LocalProtocolError(f"no common codec: offered {offered}, supported {dev.codecs}")
-            self.payload_type = pt
-            offer = self.request.body if self.request is not None and self.request.body else b""
-            if offer:
-                body = dev.answer_sdp(self.phone.host, self.media_port, pt, offer, self.phone.user)
-            else:  # late offer (RFC 3261 13.2.1): our full offer goes in the 200, the answer comes in the ACK
-                body = dev.offer_sdp(self.phone.host, self.media_port, self.phone.user)
-                self._local_offer = body
-            if offer and not self._negotiate(body, offer, remote_is_answer=False):
-                self.reject(488)
-                raise LocalProtocolError("the offer's audio stream was refused (codec, RTP/SAVP or crypto)")
+            body = self._early_answer or self._make_answer()  # after early media, the same answer again
             headers = self.phone._contact_headers() + [("Content-Type", "application/sdp")]
             st_hdrs, self._session_negotiated = session_timer.answer_headers(dev, self.request)
             headers += st_hdrs
@@ -164,22 +195,29 @@ class Call:
                 self._set_state("ringing")
                 raise
             self._bind_dialog(did)
+            if self._early_answer:
+                self._stop_media()  # early media: same stream, restarted for the answered call
             self._start_media()
             self.session_timer = session_timer.start_uas(self, self._session_negotiated)
 
-    def reject(self, status: int = 486, reason: Optional[str] = None) -> None:
-        """Reject an incoming call with a final status (486 Busy Here by default)."""
+    def reject(self, status: int = 486, reason: Optional[str] = None,
+               headers: Sequence[tuple[str, str]] = ()) -> None:
+        """Reject an incoming call with a final status (486 Busy Here by default) and extra ``headers``."""
         with self._lock:
             if self.direction != "incoming" or self.state not in ("ringing", "early"):
                 raise LocalProtocolError(f"cannot reject a call that is {self.state}")
-            self.phone.engine.core.respond(self.invite_txn, status, reason)
+            self.phone.engine.core.respond(self.invite_txn, status, reason, list(headers))
             self._ended(f"rejected with {status}", status)
 
-    def hangup(self) -> None:
-        """End the call: BYE when answered, CANCEL before an answer, 603 for an unanswered incoming call."""
+    def hangup(self, reason: Optional[str] = None, status: int = 0) -> None:
+        """End the call: BYE when answered, CANCEL before an answer, 603 for an unanswered incoming call.
+        ``reason`` and ``status`` (default "hung up" and the BYE's final status) become the call's
+        ``end_reason``/``end_status`` and those of its CallEnded event."""
         with self._lock:
             if self.state in ("terminated", "terminating"):
                 return
+            if reason:
+                self._hangup_cause = (reason, status)
             if self.state in ("confirmed", "answering") and self.dialog_id:
                 txn = self.phone.engine.core.dialog_request(self.dialog_id, "BYE")
                 self.phone._track(txn, "bye", self)
@@ -202,40 +240,58 @@ class Call:
             self.phone.engine.core.cancel(self.invite_txn)
             self._set_state("terminating")
 
-    def hold(self, timeout: float = 5.0) -> None:
-        """Put the call on hold: a re-INVITE with our audio ``sendonly`` (RFC 3264 8.4); the peer stops sending."""
-        self._reoffer("sendonly", timeout)
+    def hold(self, timeout: float = 5.0, direction: str = "sendonly") -> None:
+        """Put the call on hold: a re-INVITE with our audio ``sendonly`` (RFC 3264 8.4), or ``inactive``;
+        the peer stops sending."""
+        if direction not in ("sendonly", "inactive"):
+            raise ValueError(f"hold direction must be 'sendonly' or 'inactive', not {direction!r}")
+        self._reoffer(direction, timeout)
 
     def resume(self, timeout: float = 5.0) -> None:
         """Take the call off hold: a re-INVITE with our audio ``sendrecv``."""
         self._reoffer("sendrecv", timeout)
 
-    def reinvite(self, codecs: Optional[Sequence[int]] = None, timeout: float = 5.0) -> None:
-        """Send a re-INVITE with a new version of our offer (RFC 3264 8) and wait for a 2xx; ``codecs`` offers
-        only these audio payload types instead (a codec change). Media follows the answer."""
-        self._reoffer("sendrecv", timeout, codecs)
-
-    def _reoffer(self, direction: str, timeout: float, codecs: Optional[Sequence[int]] = None) -> None:
+    def reinvite(self, codecs: Optional[Sequence[int]] = None, timeout: float = 5.0) -> int:
+        """Send a re-INVITE whose offer is our last description again (next o= version) or, with ``codecs``
+        (payload types, e.g. ``[8]`` for a codec change), a new offer of those codecs; wait for the final
+        status and return it.  Media follows the answer (RFC 3264 8)."""
         with self._lock:
-            if self.state != "confirmed" or not self.dialog_id or self.local_description is None:
+            if self.local_description is None:
                 raise LocalProtocolError(f"cannot send a re-INVITE on a call that is {self.state}")
-            if codecs is not None:
-                offer = sdp.make_offer(self.phone.host, self.media_port, self.phone.device.capabilities(list(codecs)),
-                                       username=self.phone.user)
-                offer.origin = self._next_version().origin
+            if codecs is None:
+                offer = self._next_version()
             else:
-                offer = sdp.hold_offer(self.local_description, direction)
+                offer = sdp.make_offer(self.phone.host, self.media_port, self.phone.device.capabilities(codecs),
+                                       username=self.phone.user)
+                offer.origin = copy.deepcopy(self.local_description.origin)
+                offer.origin.session_version = str(int(offer.origin.session_version) + 1)
+        return self._send_reinvite(offer, f"codecs {list(codecs)}" if codecs else "new version", timeout)
+
+    def _reoffer(self, direction: str, timeout: float) -> None:
+        with self._lock:
+            if self.local_description is None:
+                raise LocalProtocolError(f"cannot send a re-INVITE on a call that is {self.state}")
+            offer = sdp.hold_offer(self.local_description, direction)
+        status = self._send_reinvite(offer, direction, timeout)
+        if not 200 <= status < 300:
+            raise AssertionError(f"{self.phone.name}: re-INVITE ({direction}) was refused: {status}")
+
+    def _send_reinvite(self, offer: "sdp.SessionDescription", what: str, timeout: float) -> int:
+        with self._lock:
+            if self.state != "confirmed" or not self.dialog_id:
+                raise LocalProtocolError(f"cannot send a re-INVITE on a call that is {self.state}")
             self._reinvite_answered = threading.Event()
             self._reinvite_status = 0
-            txn = self.phone.engine.core.dialog_request(
-                self.dialog_id, "INVITE", self.phone._contact_headers() + [("Content-Type", "application/sdp")],
-                sdp.serialize(offer))
+            hdrs = self.phone._contact_headers() + [("Content-Type", "application/sdp")]
+            body = sdp.serialize(offer)
+            txn = self.phone.engine.core.dialog_request(self.dialog_id, "INVITE", hdrs, body)
             self.phone._track(txn, "reinvite", (self, offer))
+            # a 401/407 in the dialog is answered with credentials (pysiptest/_retry.py)
+            self.phone._retry.remember(txn, "INVITE", None, hdrs, body, dialog_id=self.dialog_id)
             done = self._reinvite_answered
         if not done.wait(timeout):
-            raise AssertionError(f"{self.phone.name}: re-INVITE ({direction}) got no final response in {timeout:g} s")
-        if not 200 <= self._reinvite_status < 300:
-            raise AssertionError(f"{self.phone.name}: re-INVITE ({direction}) was refused: {self._reinvite_status}")
+            raise AssertionError(f"{self.phone.name}: re-INVITE ({what}) got no final response in {timeout:g} s")
+        return self._reinvite_status
 
     def update(self, sdp: Union[bytes, bool, None] = None, timeout: float = 5.0,  # noqa: F811
                headers: Sequence[tuple[str, str]] = ()) -> int:
@@ -332,15 +388,11 @@ class Call:
         """Dispatcher: our answer to the peer's re-INVITE (RFC 3264 8); media follows it."""
         dev = self.phone.device
         pt = self.payload_type if self.payload_type is not None else dev.codecs[0]
-        try:  # the offer may change the codec: keep ours while it is offered, else take our best offered one
-            offered = sdp.parse_audio(offer).payload_types
-        except sdp.SdpError:
-            offered = []
-        if offered and pt not in offered:
-            best = sdp.choose_codec(offered, dev.codecs)
-            pt = pt if best is None else best
-        caps = dev.capabilities([pt])
-        ans = sdp.make_answer(sdp.parse(offer), self.phone.host, self.media_port, caps, username=self.phone.user)
+        offered = sdp.parse(offer)
+        formats = [f for m in offered.media if m.media == "audio" and m.port for f in m.formats]
+        # keep the codec in use when it is offered again; a codec change offers others: any of ours will do
+        caps = dev.capabilities([pt]) if str(pt) in formats else dev.capabilities()
+        ans = sdp.make_answer(offered, self.phone.host, self.media_port, caps, username=self.phone.user)
         if self.local_description is not None:  # same session, next version (RFC 3264 8)
             ans.origin = self.local_description.origin
             ans.origin.session_version = str(int(ans.origin.session_version) + 1)

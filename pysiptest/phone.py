@@ -316,6 +316,16 @@ class Phone:
             self._retry.remember(txn, method, uri, hdrs, body, dest=(host, port))
             return txn
 
+    def options(self, target: Union[str, "Phone"], timeout: float = 5.0) -> ResponseReceived:
+        """Send OPTIONS (RFC 3261 11) and wait for its final response (Allow, Accept, Supported of the peer);
+        AssertionError when none arrives in time."""
+        self.send_request("OPTIONS", target, [("Accept", "application/sdp")])
+        deadline = time.monotonic() + timeout
+        while True:  # a 401/407 answered with our credentials is followed by the real outcome
+            ev = self.expect(ResponseReceived, max(0.0, deadline - time.monotonic()), method="OPTIONS")
+            if ev.status >= 200 and not (ev.status in (401, 407) and self.auth):
+                return ev
+
     def send_message(self, target: Union[str, "Phone"], text: str) -> int:
         """Send a MESSAGE (RFC 3428) with a text/plain body; returns the transaction id."""
         return self.send_request("MESSAGE", target, body=text.encode(), content_type="text/plain;charset=UTF-8")
@@ -407,9 +417,12 @@ class Phone:
         if kind == "register":
             self._post(RegistrationFailed(408, f"no answer ({ev.info})"))
         elif kind == "bye" and isinstance(obj, Call):
-            if obj._ended(f"BYE timed out ({ev.info})", 408):
-                self._post(CallEnded(obj, obj.end_reason, 408))
-        elif call is not None and call.state in ("calling", "ringing", "early", "terminating"):
+            reason, status = obj._hangup_cause or ("", 408)
+            if obj._ended(f"{reason + '; ' if reason else ''}BYE timed out ({ev.info})", status or 408):
+                self._post(CallEnded(obj, obj.end_reason, obj.end_status))
+        elif kind == "refresh":
+            obj[1].on_refresh_failed(408, f"timed out ({ev.info})")
+        elif call is not None and call.state in ("calling", "ringing", "early", "answering", "terminating"):
             if call._ended(f"no answer ({ev.info})", 408):
                 self._post(CallEnded(call, call.end_reason, 408))
         self._post(TransportError(f"timeout: {ev.info}"))
@@ -450,8 +463,9 @@ class Phone:
             obj[0]._on_refresh_final(obj[1], obj[2], ev.status, msg)
             return
         if kind == "bye" and isinstance(obj, Call) and ev.status >= 200:
-            if obj._ended("hung up", 0):
-                self._post(CallEnded(obj, "hung up", ev.status))
+            reason, status = obj._hangup_cause or ("hung up", 0)
+            if obj._ended(reason, status):
+                self._post(CallEnded(obj, reason, status or ev.status))
             return
         if call is None and method == "INVITE" and self._services.forked_2xx(ev):
             return
@@ -461,6 +475,14 @@ class Phone:
             call._bind_dialog(ev.dialog_id)
             if call.state == "calling" or (call.state == "ringing" and ev.status == 183):
                 call._set_state("early" if ev.status == 183 else "ringing")
+            if msg.body and call._local_offer and not call._early_answer and call.state != "terminating":
+                try:  # early media (183 with the SDP answer): media starts now
+                    call._early_answer = bytes(msg.body)
+                    call.remote_sdp = sdp.parse_audio(msg.body)
+                    call._negotiate(call._local_offer, msg.body, remote_is_answer=True)
+                    call._start_media()
+                except sdp.SdpError as exc:
+                    log.warning("%s: bad SDP in %d: %s", self.name, ev.status, exc)
             self._post(Ringing(call, ev.status))
         elif 200 <= ev.status < 300:
             self._calls_by_txn.pop(ev.txn_id, None)
@@ -479,6 +501,8 @@ class Phone:
                 call.hangup()
                 return
             call._set_state("confirmed")
+            if call._early_answer:
+                call._stop_media()  # early media: the same stream, restarted with the final answer
             call._start_media()
             if call.session_timer is None:
                 call.session_timer = session_timer.start_uac(call, msg)

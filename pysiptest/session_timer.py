@@ -4,8 +4,12 @@ A phone whose device lists ``timer`` in ``supported`` asks for ``device.session_
 INVITE (``Session-Expires``, ``Min-SE``), refuses a smaller interval than ``device.min_se`` with 422 and, as
 the UAS, puts the negotiated ``Session-Expires`` (with the refresher) in its 200.  Once the call is up the
 refresher sends a refresh (UPDATE or re-INVITE, ``device.session_refresh_method``) at half the interval; the
-other side sends BYE when no refresh arrived for SE - min(32, SE/3) seconds (RFC 4028 10).  Both run on the
-Python dispatcher with ``Engine.call_later``: one timer per call and interval, never per packet.
+other side sends BYE when no refresh arrived for SE - min(32, SE/3) seconds (RFC 4028 10).  A refresh that
+is answered 408 or 481, or gets no final response (the transaction times out, or a re-INVITE stays unanswered
+until the session would expire), ends the call: the refresher sends BYE (RFC 4028 10) and the call's
+``end_reason`` says which refresh failed and how.  Both run on the Python dispatcher with
+``Engine.call_later``: one timer per call and interval, never per packet (moving them onto the engine's
+timer heap, as the fast path does for its calls, would save one dispatcher wake-up per refresh only).
 Runs under the phone's lock (commands and events).
 """
 from __future__ import annotations
@@ -105,7 +109,10 @@ class SessionTimer:
         self.refreshes_received = 0
         self.last_refresh = time.monotonic()
         self.expired = False
+        #: the status (408 for a timeout) of the refresh that failed and ended the call, 0 if none
+        self.failed = 0
         self._gen = 0
+        self._refresh_seq = 0  # the refresh awaiting its final response (guard against a silent peer)
 
     def __repr__(self) -> str:
         return f"<SessionTimer {self.interval}s {'refresher' if self.we_refresh else 'refreshed'}>"
@@ -151,6 +158,17 @@ class SessionTimer:
                 self.refreshes_sent += 1
             except Exception as exc:  # dialog gone, engine closed
                 log.info("%s: session refresh not sent: %s", call.phone.name, exc)
+                return
+            # a re-INVITE answered 100 and then nothing never times out in the transaction (RFC 3261 17.1.1.2):
+            # the session would expire half an interval after this refresh, so give up on it then
+            self._refresh_seq += 1
+            seq = self._refresh_seq
+            call.phone.engine.call_later(self.interval / 2.0, lambda: self._fire_refresh_guard(seq))
+
+    def _fire_refresh_guard(self, seq: int) -> None:
+        with self.call._lock:
+            if seq == self._refresh_seq:
+                self.on_refresh_failed(408, "no final response before the session expired")
 
     def _fire_expiry(self, gen: int) -> None:
         call = self.call
@@ -159,10 +177,28 @@ class SessionTimer:
                 return
             log.info("%s: no session refresh for %.1f s: BYE", call.phone.name, self.expiry_delay)
             self.expired = True
-            call.hangup()
+            call.hangup(reason=f"session expired: no refresh for {self.expiry_delay:.1f} s")
+
+    def on_refresh_failed(self, status: int, why: str) -> None:
+        """Our refresh failed (408, 481 or a timeout): BYE, and the call ends with that reason (RFC 4028 10)."""
+        call = self.call
+        self._refresh_seq += 1
+        self.stop()
+        if call.state not in ("confirmed", "answering") or self.failed:
+            return
+        self.failed = status
+        method = call.phone.device.session_refresh_method.upper()
+        log.info("%s: session refresh (%s) failed: %s: BYE", call.phone.name, method, why)
+        call.hangup(reason=f"session refresh ({method}) failed: {why}", status=status)
 
     def on_refresh_answered(self, status: int, msg: Any) -> None:
-        """Our refresh got a final response: a 2xx sets the new interval and who refreshes next."""
+        """Our refresh got a final response: a 2xx sets the new interval and who refreshes next; 408 and 481
+        end the call with BYE; other failures leave the session to expire (RFC 4028 10)."""
+        self._refresh_seq += 1  # answered: the guard has nothing to do
+        if status in (408, 481):
+            reason = getattr(msg, "reason", "") if msg is not None else ""
+            self.on_refresh_failed(status, f"{status} {reason}".strip())
+            return
         if not 200 <= status < 300:
             log.info("%s: session refresh answered %d", self.call.phone.name, status)
             return

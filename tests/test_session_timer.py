@@ -128,3 +128,77 @@ def test_callee_without_timer_support_runs_no_session_timer(eng):
     assert ok.message.header("Session-Expires") is None
     assert out.session_timer is None and inc.session_timer is None
     out.hangup()
+
+
+# ---- a failed refresh ends the call (RFC 4028 10) ------------------------------------------------------
+
+def _refused_refresh(eng, refresher_dev: Device, refreshed_dev: Device, callee_refreshes: bool, method: str,
+                     answer):
+    """A call whose refresher's refresh (``method``) the other phone answers with ``answer(IncomingRequest)``
+    (which may send nothing).  The refreshed side's own expiry timer is stopped, so the BYE seen is the
+    refresher's.  Returns (refresher phone, its call, the other phone, its call, when the refresh arrived)."""
+    caller, callee = (refreshed_dev, refresher_dev) if callee_refreshes else (refresher_dev, refreshed_dev)
+    alice, bob, out, inc = _call(eng, caller, callee)
+    me, my_call, peer, peer_call = (bob, inc, alice, out) if callee_refreshes else (alice, out, bob, inc)
+    assert my_call.session_timer.we_refresh
+    peer_call.session_timer.stop()
+    peer.request_handlers[method] = answer
+    ev = peer.expect(RequestReceived, SE, method=method)
+    assert ev.message.header("Session-Expires"), "it is a session refresh"
+    return me, my_call, peer, peer_call, time.monotonic()
+
+
+def _assert_refresher_byes(me, my_call, peer, peer_call, status: int, words: str, within: float) -> float:
+    bye = peer.expect(RequestReceived, within, method="BYE")
+    assert bye.call is peer_call
+    ended = me.expect(CallEnded, 3, call=my_call)
+    assert ended.status == status and words in ended.reason and "session refresh" in ended.reason
+    assert my_call.end_reason == ended.reason and my_call.end_status == status
+    assert my_call.session_timer.failed == status and my_call.state == "terminated"
+    peer.expect(CallEnded, 3, call=peer_call)
+    return time.monotonic()
+
+
+def test_update_refresh_answered_481_makes_the_refresher_send_bye(eng):
+    me, mine, peer, theirs, t = _refused_refresh(eng, Timed(), Timed(), False, "UPDATE",
+                                                 lambda r: r.respond(481))
+    done = _assert_refresher_byes(me, mine, peer, theirs, 481, "481", 2)
+    assert done - t < 1.5, "BYE right after the 481"
+
+
+def test_reinvite_refresh_answered_408_makes_the_callee_refresher_send_bye(eng):
+    class Callee(Timed):
+        session_refresher = "uas"
+        session_refresh_method = "INVITE"
+
+    me, mine, peer, theirs, t = _refused_refresh(eng, Callee(), Timed(), True, "INVITE",
+                                                 lambda r: r.respond(408))
+    assert me is not peer and mine.direction == "incoming"
+    done = _assert_refresher_byes(me, mine, peer, theirs, 408, "408", 2)
+    assert done - t < 1.5
+
+
+@pytest.fixture
+def fast_eng():
+    e = Engine(t1=0.02)  # Timer F = 64*T1 = 1.28 s
+    try:
+        yield e
+    finally:
+        e.close()
+
+
+def test_unanswered_update_refresh_times_out_and_the_refresher_sends_bye(fast_eng):
+    me, mine, peer, theirs, t = _refused_refresh(fast_eng, Timed(), Timed(), False, "UPDATE", lambda r: None)
+    done = _assert_refresher_byes(me, mine, peer, theirs, 408, "timed out", 4)
+    assert 1.0 < done - t < 2.5, f"BYE {done - t:.2f} s after the refresh: at Timer F (1.28 s)"
+
+
+def test_unanswered_reinvite_refresh_gives_up_before_the_session_expires_and_sends_bye(eng):
+    class Caller(Timed):
+        session_refresh_method = "INVITE"
+
+    # the engine answers the re-INVITE 100 Trying, so its transaction never times out: the refresher's guard
+    # gives up SE/2 after the refresh, when the session would expire
+    me, mine, peer, theirs, t = _refused_refresh(eng, Caller(), Timed(), False, "INVITE", lambda r: None)
+    done = _assert_refresher_byes(me, mine, peer, theirs, 408, "no final response", SE)
+    assert SE / 2 - 0.3 < done - t < SE / 2 + 1.0, f"BYE {done - t:.2f} s after the refresh"

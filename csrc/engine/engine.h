@@ -136,7 +136,9 @@ int engine_respond(struct engine *e, uint32_t txn_id, int status, const char *re
  * retransmits it (T1, doubling) until the matching PRACK, which it answers 200 and reports as a REQUEST event
  * with txn_id 0; without a PRACK for 64*T1 it answers the INVITE 504 and reports a TIMEOUT ("no PRACK").
  * -EPROTO when the INVITE has no 100rel in Supported or Require, -EBUSY while an earlier reliable provisional
- * is unacknowledged (one at a time, RFC 3262 3).  A PRACK that matches nothing is answered 481. */
+ * is unacknowledged (one at a time, RFC 3262 3).  A PRACK that matches nothing is answered 481.  A 2xx given
+ * while a reliable provisional with a body (SDP) awaits its PRACK returns 0 at once but is held and sent after
+ * the PRACK's 200 (RFC 3262 3); a non-2xx final drops it; a second 2xx meanwhile is -EPROTO. */
 enum { ENGINE_RESPOND_RELIABLE = 1 };
 int engine_respond_ex(struct engine *e, uint32_t txn_id, int status, const char *reason,
                       const struct engine_hdr *hdrs, size_t nhdrs, const char *body, size_t blen, unsigned flags,

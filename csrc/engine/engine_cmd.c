@@ -340,6 +340,14 @@ static int respond_locked(struct engine *e, uint32_t txn_id, int status, const c
         return -EPROTO;
     }
     int is_invite = x->kind == TXN_IST;
+    if (is_invite && status >= 200) {
+        /* RFC 3262 3: no 2xx while a reliable provisional with SDP is unacknowledged; it waits for the PRACK */
+        int held = engine_prack_uas_before_final(x, status, reason, hdrs, nhdrs, body, blen, err, errlen);
+        if (held != 0) {
+            *dialog_id = held > 0 ? x->dialog_id : 0;
+            return held > 0 ? 0 : held;
+        }
+    }
     /* a reliable provisional (RFC 3262 3): Require: 100rel and the next RSeq after the user's headers */
     int reliable = (flags & ENGINE_RESPOND_RELIABLE) && is_invite && status > 100 && status < 200;
     uint32_t rseq = 0;
@@ -409,7 +417,7 @@ static int respond_locked(struct engine *e, uint32_t txn_id, int status, const c
         uint64_t now = engine_now_ms();
         rc = txn_server_respond(x->t, status, b.p, b.len, now, &out);
         if (rc == 0 && reliable)
-            (void)engine_prack_uas_sent(e, x, rseq, b.p, b.len, now);
+            (void)engine_prack_uas_sent(e, x, rseq, b.p, b.len, engine_prack_body_is_sdp(hdrs, nhdrs, blen), now);
         else if (rc == 0 && is_invite && status >= 200)
             engine_prack_uas_final(x);
         if (rc == 0) {

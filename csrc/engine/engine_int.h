@@ -243,7 +243,14 @@ int engine_respond_locked(struct engine *e, uint32_t txn_id, int status, const c
 int engine_prack_uas_next(struct engine *e, struct etxn *x, uint32_t *rseq, char *err, size_t errlen);
 /* UAS: the reliable provisional resp (borrowed) with this RSeq went out: keep it for retransmission. */
 int engine_prack_uas_sent(struct engine *e, struct etxn *x, uint32_t rseq, const char *resp, size_t len,
-                          uint64_t now);
+                          int sdp, uint64_t now);
+/* UAS: 1 when a body with these headers is a session description (no Content-Type, or application/sdp). */
+int engine_prack_body_is_sdp(const struct engine_hdr *hdrs, size_t nhdrs, size_t blen);
+/* UAS: x is about to get a final response.  1 = it is a 2xx and a reliable provisional with SDP awaits its
+ * PRACK: the response is copied and sent when the PRACK arrives (RFC 3262 3); 0 = send it now (a non-2xx
+ * drops a held 2xx); < 0 with err filled in (a second 2xx while one is held, ENOMEM). */
+int engine_prack_uas_before_final(struct etxn *x, int status, const char *reason, const struct engine_hdr *hdrs,
+                                  size_t nhdrs, const char *body, size_t blen, char *err, size_t errlen);
 /* UAS: x got a final response: stop retransmitting its reliable provisional. */
 void engine_prack_uas_final(struct etxn *x);
 /* UAS: a PRACK arrived in dialog d on server transaction px: answer it 200 (matched) or 481. */

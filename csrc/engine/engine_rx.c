@@ -787,6 +787,11 @@ static void on_response(struct engine *e, struct transport *tp, struct sipmsg *m
                 deliver = engine_prack_uac_on_1xx(e, x, d, msg);
             did = d->id;
         }
+    } else if (deliver && x->kind == TXN_ICT && did && msg->status > 100 && msg->status < 200) {
+        /* a provisional to a re-INVITE: PRACKed in the dialog when it is reliable (RFC 3262 applies to any INVITE) */
+        struct edialog *d = engine_dialog_get(e, did);
+        if (d)
+            deliver = engine_prack_uac_on_1xx(e, x, d, msg);
     } else if (deliver && x->kind == TXN_ICT && did && msg->status >= 200 && msg->status < 300) {
         /* 2xx to a re-INVITE: ACK inside the existing dialog */
         struct edialog *d = engine_dialog_get(e, did);

@@ -97,7 +97,8 @@ def step_reinvite(context: Any, name: str) -> None:
     Example: ``When Alice sends a re-INVITE``
     """
     call = active_call(context, name)
-    call.reinvite(timeout=WAIT)
+    status = call.reinvite(timeout=WAIT)
+    assert 200 <= status < 300, f"{name}'s re-INVITE was answered {status}"
 
 
 @step("{name:Name} receives a re-INVITE")
@@ -118,7 +119,8 @@ def step_switch_codec(context: Any, name: str, codec: int) -> None:
     Example: ``When Alice switches the call to PCMA``
     """
     call = active_call(context, name)
-    call.reinvite([codec], timeout=WAIT)
+    status = call.reinvite([codec], timeout=WAIT)
+    assert 200 <= status < 300, f"{name}'s re-INVITE offering {codec_name(codec)} was answered {status}"
     assert call.payload_type == codec, (f"{name}'s re-INVITE offered {codec_name(codec)} but the call agreed on "
                                         f"{codec_name(call.payload_type)}")
 

@@ -11,14 +11,24 @@ Features: per-user DND and unconditional forwarding (:meth:`ReferencePBX.set_dnd
 :meth:`ReferencePBX.set_forward`); forwarding to the voicemail user (default ``voicemail``, when it is
 registered) on DND, busy (486/600/603), no answer (``no_answer_timeout``) and B-leg timeouts, with a
 ``Diversion`` header (RFC 5806) naming the mailbox owner; relay of in-dialog requests (re-INVITE, UPDATE,
-INFO, MESSAGE, NOTIFY, REFER) to the other leg and of out-of-dialog MESSAGE, NOTIFY, INFO and OPTIONS
-to registered users; an optional user list (REGISTER from anyone else is refused with 403).
+INFO, MESSAGE, NOTIFY, REFER, SUBSCRIBE) to the other leg and of out-of-dialog MESSAGE, NOTIFY, INFO and
+OPTIONS to registered users; SUBSCRIBE to a registered user relayed as a subscription of our own
+(:mod:`pysiptest.pbx.subrelay`); reliable provisionals (RFC 3262) on both legs when the caller offers 100rel;
+an optional user list (REGISTER from anyone else is refused with 403).
+
+100rel: a caller's INVITE with 100rel in Supported or Require makes the B-leg INVITE offer it (Supported).
+The engine PRACKs the callee's reliable 18x; the PBX relays an 18x to the caller reliably when the caller
+requires 100rel, or offers it and the callee's 18x was reliable.  One reliable 18x is outstanding on the A
+leg at a time: a further one before the caller's PRACK goes unreliably (or, when the caller requires
+100rel, is not relayed).  A 2xx that follows a reliable 18x with SDP waits in the engine for the caller's
+PRACK (RFC 3262 3).  The caller's PRACKs are answered by the engine and end there.
 """
 from __future__ import annotations
 
 import logging
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -27,17 +37,28 @@ from pysiptest._uri import uri_host
 from pysiptest._uri import uri_user as _user_of
 from pysiptest.auth import DigestServer
 from pysiptest.engine import Engine
+from pysiptest.errors import EngineError
 from pysiptest.events import CoreEvent
 from pysiptest.pbx.registrar import Registrar
+from pysiptest.pbx.subrelay import SubscriptionRelay
 
 log = logging.getLogger("pysiptest.pbx")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, NOTIFY, INFO, UPDATE, REFER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, NOTIFY, INFO, UPDATE, REFER, SUBSCRIBE, PRACK"
 #: B-leg final statuses that send the call to voicemail, with the Diversion reason
 FORWARD_ON = {486: "user-busy", 600: "user-busy", 603: "user-busy", 408: "no-answer", 480: "no-answer"}
 #: headers copied from a relayed request or response
 _COPY = ("Content-Type", "Event", "Subscription-State", "Refer-To", "Referred-By", "Accept", "Expires",
-         "Session-Expires", "Min-SE", "Require", "Supported", "Diversion")
+         "Session-Expires", "Min-SE", "Require", "Supported", "Diversion", "Allow", "Allow-Events")
+
+
+#: methods whose requests and 2xx carry our Contact (they set or refresh a dialog's remote target)
+_TARGET_METHODS = ("INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY")
+
+
+def _option_tags(msg: object, name: str) -> set[str]:
+    """The option tags of every ``name`` header (Supported, Require) of msg, lower case."""
+    return {t.strip().lower() for v in msg.headers_all(name) for t in v.split(",") if t.strip()}  # type: ignore
 
 
 def _cseq_method(msg: object) -> str:
@@ -68,6 +89,9 @@ class Bridge:
     caller_display: str = ""
     offer: bytes = b""
     offer_type: str = ""
+    #: the caller's INVITE offers (Supported) / requires 100rel (RFC 3262)
+    a_100rel: bool = False
+    a_requires_100rel: bool = False
     history: list[str] = field(default_factory=list)
 
 
@@ -102,6 +126,8 @@ class ReferencePBX:
             self.auth = DigestServer(self.domain.strip("[]"), self.users, auth_algorithm)
         self.voicemail_user = voicemail_user
         self.no_answer_timeout = no_answer_timeout
+        #: a REGISTER asking for less (but not 0) is answered 423 with Min-Expires (RFC 3261 10.3); 0: never
+        self.min_expires = 0
         self.dnd: set[str] = set()
         self.forward: dict[str, str] = {}
         self.calls: list[Bridge] = []
@@ -109,6 +135,8 @@ class ReferencePBX:
         self._by_b_txn: dict[int, Bridge] = {}
         self._by_dialog: dict[int, tuple[Bridge, str]] = {}
         self._relays: dict[int, int] = {}  # our request's txn -> the txn of the request it relays
+        self.subscriptions = SubscriptionRelay(self)
+        self.log = log
         self._lock = threading.RLock()
 
     @property
@@ -160,7 +188,7 @@ class ReferencePBX:
                  body: bytes = b"") -> int:
         try:
             return self.engine.core.respond(txn, status, reason, list(headers), body)
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, EngineError) as exc:
             log.debug("respond %d on %d failed: %s", status, txn, exc)
             return 0
 
@@ -171,12 +199,14 @@ class ReferencePBX:
             self._register(ev)
         elif method == "INVITE" and not ev.dialog_id:
             self._invite(ev)
-        elif method == "ACK":
-            return  # the B leg's ACK is sent by the engine when the callee's 2xx arrives
+        elif method in ("ACK", "PRACK"):
+            return  # the engine ACKs the callee's 2xx, answers the caller's PRACK and PRACKs the callee's 18x
         elif method == "BYE":
             self._bye(ev)
         elif ev.dialog_id:
             self._relay_in_dialog(ev)
+        elif method == "SUBSCRIBE":
+            self.subscriptions.subscribe(ev)
         elif method in ("MESSAGE", "NOTIFY", "INFO") or (method == "OPTIONS" and _user_of(msg.uri or "")):
             self._relay_out_of_dialog(ev)
         elif method == "OPTIONS":
@@ -204,27 +234,29 @@ class ReferencePBX:
                 self._respond(ev.txn_id, 403, f"{who} may not register {user}")
                 return
         expires_hdr = msg.header("Expires")
-        contact_raw = msg.header("Contact")
-        contact = None
-        expires = int(expires_hdr) if expires_hdr and expires_hdr.strip().isdigit() else 3600
-        if contact_raw is not None and contact_raw.strip() == "*":
-            contact = "*"
-        elif contact_raw is not None:
-            na = msg.nameaddr("Contact") or {}
-            contact = na.get("uri")
-            params = na.get("params") or ""
-            for p in params.split(";"):
-                k, _, v = p.partition("=")
-                if k.strip().lower() == "expires" and v.strip().isdigit():
-                    expires = int(v.strip())
-        if contact is None:  # a query: list the bindings
-            headers = [("Contact", f"<{b.contact}>;expires=60") for b in self.registrar.lookup(user)]
-            self._respond(ev.txn_id, 200, None, headers)
+        default = int(expires_hdr) if expires_hdr and expires_hdr.strip().isdigit() else 3600
+        try:
+            contacts = [(c.uri, int(c.param("expires")) if (c.param("expires") or "").isdigit() else default)
+                        for c in msg.contacts]
+        except (ValueError, TypeError) as exc:
+            self._respond(ev.txn_id, 400, "Bad Contact")
+            log.debug("REGISTER with a bad Contact: %s", exc)
             return
-        granted = self.registrar.update(user, contact, ev.src[0], ev.src[1], expires, ev.transport_id)
-        headers = [("Expires", str(granted))]
-        if contact != "*" and granted:
-            headers.insert(0, ("Contact", f"<{contact}>;expires={granted}"))
+        if any(uri == "*" for uri, _ in contacts) and (len(contacts) > 1 or default != 0):
+            self._respond(ev.txn_id, 400, "Contact * needs Expires 0 and no other Contact")  # RFC 3261 10.3 6
+            return
+        short = [e for uri, e in contacts if uri != "*" and 0 < e < self.min_expires]
+        if short:  # RFC 3261 10.3 7: 423 Interval Too Brief
+            self._respond(ev.txn_id, 423, None, [("Min-Expires", str(self.min_expires))])
+            return
+        for uri, exp in contacts:
+            self.registrar.update(user, uri, ev.src[0], ev.src[1], exp, ev.transport_id)
+        # the 200 lists every current binding with its remaining expiry (RFC 3261 10.3 8)
+        now = time.monotonic()
+        headers = [("Contact", f"<{b.contact}>;expires={max(1, int(b.expires_at - now + 0.5))}")
+                   for b in self.registrar.lookup(user)]
+        if contacts:
+            headers.append(("Expires", str(max((self.registrar.update_granted(e) for _, e in contacts), default=0))))
         self._respond(ev.txn_id, 200, None, headers)
 
     # -- calls ------------------------------------------------------------------------------
@@ -239,6 +271,8 @@ class ReferencePBX:
         br = Bridge(caller=caller, callee=callee, a_txn=ev.txn_id, target=callee,
                     caller_display=caller_na.get("display") or caller, offer=msg.body or b"",
                     offer_type=msg.header("Content-Type") or "")
+        br.a_requires_100rel = "100rel" in _option_tags(msg, "Require")
+        br.a_100rel = br.a_requires_100rel or "100rel" in _option_tags(msg, "Supported")
         if callee in self.forward:
             br.target, br.diverted = self.forward[callee], "unconditional"
         if br.target in self.dnd:
@@ -272,6 +306,8 @@ class ReferencePBX:
             headers.append(("Diversion", f"<sip:{br.callee}@{self.domain}>;reason={br.diverted};counter=1"))
         if br.offer and br.offer_type:
             headers.append(("Content-Type", br.offer_type))
+        if br.a_100rel:
+            headers.append(("Supported", "100rel"))
         try:
             txn = self.engine.core.request(b.transport_id or self.transport_id, b.host, b.port, "INVITE", b.contact,
                                            headers, br.offer)
@@ -345,7 +381,10 @@ class ReferencePBX:
         body = msg.body or b""
         if body and ctype:
             headers.append(("Content-Type", ctype))
-        did = self._respond(br.a_txn, ev.status, msg.reason, headers, body)
+        if 100 < ev.status < 200 and br.a_100rel:
+            did = self._relay_provisional(br, ev, headers, body)
+        else:
+            did = self._respond(br.a_txn, ev.status, msg.reason, headers, body)
         if did and not br.a_dialog:
             br.a_dialog = did
             self._by_dialog[did] = (br, "A")
@@ -356,6 +395,19 @@ class ReferencePBX:
         elif ev.status >= 300:
             br.ended = True
             self._by_a_txn.pop(br.a_txn, None)
+
+    def _relay_provisional(self, br: Bridge, ev: CoreEvent, headers: list[tuple[str, str]], body: bytes) -> int:
+        """An 18x to a caller that offers 100rel: reliably when it requires 100rel or the callee's was reliable."""
+        msg = ev.message
+        reliable = br.a_requires_100rel or "100rel" in _option_tags(msg, "Require")
+        if reliable:
+            try:
+                return self.engine.core.respond(br.a_txn, ev.status, msg.reason, headers, body, reliable=True)
+            except EngineError as exc:  # the previous reliable 18x is not PRACKed yet (one at a time)
+                br.history.append(f"A {ev.status} not sent reliably: {exc}")
+                if br.a_requires_100rel:
+                    return 0
+        return self._respond(br.a_txn, ev.status, msg.reason, headers, body)
 
     def _on_cancelled(self, ev: CoreEvent) -> None:
         br = self._by_a_txn.pop(ev.txn_id, None)
@@ -371,6 +423,7 @@ class ReferencePBX:
     def _on_timeout(self, ev: CoreEvent) -> None:
         relayed = self._relays.pop(ev.txn_id, None)
         if relayed is not None:
+            self.subscriptions.on_timeout(ev.txn_id)
             self._respond(relayed, 408, "Request Timeout")
             return
         br = self._by_b_txn.pop(ev.txn_id, None)
@@ -413,6 +466,8 @@ class ReferencePBX:
         """A request inside a call (re-INVITE, UPDATE, INFO, MESSAGE, NOTIFY, REFER): sent on the other leg."""
         msg = ev.message
         entry = self._by_dialog.get(ev.dialog_id)
+        if entry is None and msg.method == "NOTIFY" and self.subscriptions.early_notify(ev) is not None:
+            entry = self._by_dialog.get(ev.dialog_id)
         if entry is None:
             self._respond(ev.txn_id, 481, "Call/Transaction Does Not Exist")
             return
@@ -422,7 +477,7 @@ class ReferencePBX:
             self._respond(ev.txn_id, 491 if msg.method in ("INVITE", "UPDATE") else 500, "Other Leg Not Ready")
             return
         headers = self._copied_headers(msg)
-        if msg.method in ("INVITE", "UPDATE"):
+        if msg.method in _TARGET_METHODS:
             headers.append(("Contact", f"<{self.contact}>"))
         try:
             txn = self.engine.core.dialog_request(other, msg.method, headers, msg.body or b"")
@@ -467,6 +522,8 @@ class ReferencePBX:
         orig = self._relays.pop(ev.txn_id)
         msg = ev.message
         headers = self._copied_headers(msg)
-        if _cseq_method(msg) in ("INVITE", "UPDATE"):
+        if _cseq_method(msg) in _TARGET_METHODS:
             headers.append(("Contact", f"<{self.contact}>"))
-        self._respond(orig, ev.status, msg.reason, headers, msg.body or b"")
+        did = self._respond(orig, ev.status, msg.reason, headers, msg.body or b"")
+        if _cseq_method(msg) == "SUBSCRIBE":
+            self.subscriptions.on_final(ev, did)

@@ -28,10 +28,14 @@ class Registrar:
         self._b: dict[str, dict[str, Binding]] = {}
         self._lock = threading.Lock()
 
+    def update_granted(self, expires: int) -> int:
+        """The expiry this registrar grants for a requested one (0 removes)."""
+        return 0 if expires <= 0 else max(self.min_expires, min(expires, self.max_expires))
+
     def update(self, user: str, contact: Optional[str], host: str, port: int, expires: int,
                transport_id: int = 0) -> int:
         """Add, refresh or (expires 0) remove a binding; contact "*" with expires 0 removes all. Returns the expiry granted."""
-        granted = 0 if expires <= 0 else max(self.min_expires, min(expires, self.max_expires))
+        granted = self.update_granted(expires)
         with self._lock:
             cur = self._b.setdefault(user, {})
             if contact == "*" or contact is None:
