@@ -244,7 +244,7 @@ class Message(_core.Message):
             raise ValueError(f"status must be an int in 100..699, not {status!r}")
         if self.method == "ACK":
             raise ValueError("an ACK gets no response (RFC 3261 17.2.1)")
-        reason = reason if reason is not None else REASONS.get(status, "Unknown")
+        reason = reason if reason is not None else reason_phrase(status)
         fields: list[tuple[str, str]] = []
         for n, v in self.headers:
             k = _key(n)
@@ -295,16 +295,9 @@ def parse(data: Union[bytes, bytearray, memoryview], max_size: int = 0, max_head
     return msg
 
 
-REASONS = {
-    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
-    200: "OK", 202: "Accepted", 300: "Multiple Choices", 301: "Moved Permanently", 302: "Moved Temporarily",
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    407: "Proxy Authentication Required", 408: "Request Timeout", 415: "Unsupported Media Type",
-    416: "Unsupported URI Scheme", 420: "Bad Extension", 422: "Session Interval Too Small",
-    423: "Interval Too Brief", 480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist",
-    483: "Too Many Hops", 486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
-    491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
-    505: "Version Not Supported", 600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere",
-}
+def reason_phrase(status: int) -> str:
+    """The reason phrase of a SIP status code (RFC 3261 section 21 and extensions), from the C core's table
+    that the engine uses too; a class name such as "Client Error" for a code it does not know."""
+    return _core.reason_phrase(status)
 
 _core._set_message_class(Message)

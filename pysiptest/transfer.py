@@ -16,13 +16,13 @@ from urllib.parse import quote, unquote
 from pysiptest import eventpkg
 from pysiptest.errors import EngineError, LocalProtocolError
 from pysiptest.events import TransferProgress, TransferRequested
+from pysiptest.message import reason_phrase
 from pysiptest.subscription import parse_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from pysiptest.call import Call
     from pysiptest.phone import Phone
 
-REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK"}
 
 
 def replaces_value(call: "Call") -> str:
@@ -168,7 +168,7 @@ class Referral:
         if self.done:
             return
         if name == "Ringing":
-            self._notify(ev.status, REASONS.get(ev.status, "Ringing"), final=False)
+            self._notify(ev.status, reason_phrase(ev.status), final=False)
         elif name == "Answered":
             self._notify(200, "OK", final=True)
         elif name == "CallEnded":

@@ -536,3 +536,17 @@ def test_rfc3262_rseq_and_rack_headers() -> None:
         ("Via", "SIP/2.0/UDP h;branch=z9hG4bK2"), ("From", "<sip:a@b>;tag=1"), ("To", "<sip:c@d>;tag=2"),
         ("Call-ID", "x"), ("CSeq", "2 PRACK"), tuple(ex["RAck"].split(": ", 1))])
     assert prack.header("RAck").split() == ["776656", "1", "INVITE"]
+
+
+def test_reason_phrases_come_from_the_core_table_and_reach_responses() -> None:
+    from pysiptest.message import reason_phrase
+
+    assert reason_phrase(420) == "Bad Extension"
+    assert reason_phrase(423) == "Interval Too Brief"
+    assert reason_phrase(498) == "Client Error"  # unknown: its class
+    with pytest.raises(ValueError):
+        reason_phrase(99)
+    req = Message.request("INVITE", "sip:bob@127.0.0.1", headers=[
+        ("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKr1"), ("From", "<sip:a@127.0.0.1>;tag=1"),
+        ("To", "<sip:bob@127.0.0.1>")])
+    assert bytes(req.response(422)).startswith(b"SIP/2.0 422 Session Interval Too Small\r\n")

@@ -267,40 +267,7 @@ void engine_txn_outputs(struct engine *e, struct etxn *x, const struct txn_out *
 
 static const char *default_reason(int status)
 {
-    switch (status) {
-    case 100: return "Trying";
-    case 180: return "Ringing";
-    case 181: return "Call Is Being Forwarded";
-    case 182: return "Queued";
-    case 183: return "Session Progress";
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 301: return "Moved Permanently";
-    case 302: return "Moved Temporarily";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 480: return "Temporarily Unavailable";
-    case 481: return "Call/Transaction Does Not Exist";
-    case 486: return "Busy Here";
-    case 487: return "Request Terminated";
-    case 488: return "Not Acceptable Here";
-    case 500: return "Server Internal Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 603: return "Decline";
-    default:
-        if (status < 200) return "Session Progress";
-        if (status < 300) return "OK";
-        if (status < 400) return "Redirect";
-        if (status < 500) return "Client Error";
-        if (status < 600) return "Server Error";
-        return "Global Failure";
-    }
+    return sip_reason_phrase(status);
 }
 
 /* The top Via value of a response with received= and rport= filled in (RFC 3261 18.2.1, RFC 3581 section 4).

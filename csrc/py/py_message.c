@@ -744,7 +744,23 @@ static PyObject *pysip_set_message_class(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *pysip_reason_phrase(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    long status = PyLong_AsLong(arg);
+    if (status == -1 && PyErr_Occurred())
+        return NULL;
+    if (status < 100 || status > 699) {
+        PyErr_Format(PyExc_ValueError, "reason_phrase(): status %ld is outside 100..699", status);
+        return NULL;
+    }
+    return PyUnicode_FromString(sip_reason_phrase((int)status));
+}
+
 PyMethodDef pysip_message_functions[] = {
+    {"reason_phrase", (PyCFunction)pysip_reason_phrase, METH_O,
+     "reason_phrase(status) -> str\n\nThe reason phrase of a SIP status code (RFC 3261 21 and extensions); the "
+     "class name (\"Client Error\" ...) for a code it does not know. ValueError outside 100..699."},
     {"parse_nameaddr", (PyCFunction)pysip_parse_nameaddr, METH_O,
      "parse_nameaddr(s) -> dict\n\nOne name-addr or addr-spec (From, To, a Contact element) as a dict with display, "
      "uri, tag and params. Raises ParseError."},

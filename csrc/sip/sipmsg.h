@@ -202,6 +202,10 @@ int sip_str_eqc(struct sip_str a, const char *c);
 int sip_str_ieqc(struct sip_str a, const char *c);
 static inline struct sip_str sip_str_c(const char *c);
 
+/* The reason phrase of a status code (RFC 3261 21 and extensions; a class name such as "Client Error" for
+ * codes it does not know).  Never NULL; a static string. */
+const char *sip_reason_phrase(int status);
+
 /* ---- building messages ---- */
 
 /* A growable output buffer. Appends after a failure are no-ops; check err at the end. */

@@ -801,8 +801,30 @@ static void test_every_known_header_name_maps_to_its_id(void)
         CHECK_EQ_INT(sip_hdr_id_of(names[i].name, strlen(names[i].name)), names[i].id);
 }
 
+#define CHECK_REASON(status, text) CHECK(strcmp(sip_reason_phrase(status), (text)) == 0)
+
+static void test_reason_phrases(void)
+{
+    CHECK_REASON(100, "Trying");
+    CHECK_REASON(420, "Bad Extension");
+    CHECK_REASON(422, "Session Interval Too Small");
+    CHECK_REASON(423, "Interval Too Brief");
+    CHECK_REASON(489, "Bad Event");
+    CHECK_REASON(491, "Request Pending");
+    CHECK_REASON(504, "Server Time-out");
+    CHECK_REASON(608, "Rejected");
+    /* codes the table does not know get their class */
+    CHECK_REASON(189, "Session Progress");
+    CHECK_REASON(299, "OK");
+    CHECK_REASON(399, "Redirect");
+    CHECK_REASON(499, "Client Error");
+    CHECK_REASON(599, "Server Error");
+    CHECK_REASON(699, "Global Failure");
+}
+
 int main(void)
 {
+    RUN(test_reason_phrases);
     RUN(test_sipp_invite_parses);
     RUN(test_kamailio_response_with_record_route_and_vias);
     RUN(test_compact_forms_and_header_ids);
