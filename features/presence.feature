@@ -2,9 +2,7 @@ Feature: Presence
   SUBSCRIBE/NOTIFY (RFC 6665) for the presence package: the watcher subscribes through the server, the
   watched phone accepts and NOTIFYs PIDF documents (RFC 3863) as its status changes.
 
-  @not-refpbx
   Scenario: Alice watches Bob's presence
-    Not against the reference PBX: it does not relay SUBSCRIBE between users yet (405).
     Given Alice uses Squirrel350 phone
     Given Bob uses Chipmunk5000 phone
     When Alice watches Bob's presence
@@ -16,9 +14,7 @@ Feature: Presence
     When Bob sets presence to offline
     Then Alice sees Bob as offline
 
-  @not-refpbx
   Scenario: A phone in a call is busy
-    Not against the reference PBX: it does not relay SUBSCRIBE between users yet (405).
     Given Alice uses Squirrel350 phone
     Given Bob uses Chipmunk5000 phone
     Given Carol uses OtterSoft phone

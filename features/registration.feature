@@ -33,9 +33,8 @@ Feature: Registration and digest authentication
     When Bob sends the message "registered" to Carol
     Then Carol receives the message "registered"
 
-  @auth @not-refpbx
+  @auth
   Scenario: INVITE is challenged and the call goes through
-    Not against the reference PBX: it challenges REGISTER only, calls from registered users are trusted.
     Given the server requires digest authentication
       | user  | password     |
       | alice | alice-secret |

@@ -1,10 +1,9 @@
 Feature: Reliable provisionals and session timers
-  PRACK (RFC 3262) and session timers (RFC 4028) are end to end: they need a server that passes Require,
-  Supported, RSeq, RAck and Session-Expires through (a proxy such as Kamailio).
+  PRACK (RFC 3262) and session timers (RFC 4028) are end to end: a proxy (Kamailio) passes Require,
+  Supported, RSeq, RAck and Session-Expires through; the reference PBX, a B2BUA, does 100rel on each leg and
+  carries the session timer negotiation and its refreshes across its legs.
 
-  @not-refpbx
   Scenario: A reliable 180 is PRACKed
-    Not against the reference PBX: its legs carry no 100rel (it sends provisionals unreliably).
     Given Alice uses Squirrel350 phone
     Given Bob uses Squirrel350 phone
     When Alice calls Bob
@@ -18,9 +17,7 @@ Feature: Reliable provisionals and session timers
     Then Alice hangs up the phone
     And Bob receives BYE
 
-  @not-refpbx
   Scenario: The caller refreshes the session
-    Not against the reference PBX: it passes no Session-Expires between its legs, so no timer is agreed.
     Given Alice uses Squirrel350 phone
     Given Bob uses Squirrel350 phone
     And the call uses a session timer of 7 seconds

@@ -16,9 +16,8 @@ Feature: Transports: IPv6 and TLS
     Then Alice hangs up the phone
     And Bob receives BYE
 
-  @tls @not-refpbx
+  @tls
   Scenario: A call over TLS
-    Not against the reference PBX: it listens on UDP only.
     Given the server listens on TLS
     Given Alice uses Squirrel350 phone
     Given Bob uses Chipmunk5000 phone

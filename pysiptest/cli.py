@@ -192,9 +192,18 @@ def cmd_pbx(args: argparse.Namespace) -> int:
     stop = _wait_for_signal()
     try:
         users = load_users(args.users) if args.users else None
+        if bool(args.tls) != bool(args.cert and args.key):
+            raise ValueError("--tls HOST:PORT needs --cert and --key (PEM files), and they need --tls")
+        from pysiptest.transport import TlsConfig
+
+        tls = TlsConfig(cert=args.cert, key=args.key, ca=args.ca) if args.tls else None
+        if args.tls and args.tls[0] != host:
+            raise ValueError(f"--tls must listen on the same host as --listen ({host})")
         pbx = ReferencePBX(engine, host, port, users=users, no_answer_timeout=args.no_answer,
-                           auth_algorithm=args.auth)
+                           auth_algorithm=args.auth, challenge_requests=False if args.no_challenge else None,
+                           tls=tls, tls_port=args.tls[1] if args.tls else 0)
         print(f"reference PBX listening on {_hostport(host, pbx.port)} (domain {pbx.domain})"
+              + (f", TLS on {_hostport(host, pbx.tls_port)}" if pbx.tls_transport_id is not None else "")
               + (f", {len(users)} users from {args.users}" if users is not None else ""), flush=True)
         while not stop.wait(0.5):
             pass
@@ -206,7 +215,6 @@ def cmd_pbx(args: argparse.Namespace) -> int:
 def _tls_config(args: argparse.Namespace) -> Optional[TlsConfig]:
     """The TLS settings of ``--cert/--key/--ca/--no-verify`` with ``--transport tls``; None for udp/tcp."""
     if args.transport == "tls":
-        from pysiptest.transport import TlsConfig
         return TlsConfig(cert=args.cert, key=args.key, ca=args.ca, verify=not args.no_verify)
     if args.cert or args.key or args.ca or args.no_verify:
         raise ValueError("--cert, --key, --ca and --no-verify need --transport tls")
@@ -313,7 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--listen", type=_listen, required=True, help="HOST:PORT to listen on (UDP and TCP)")
     pb.add_argument("--users", default=None, help="users FILE, one name:password a line (default: anyone)")
     pb.add_argument("--auth", default=None, metavar="ALGORITHM",
-                    help="challenge REGISTER with digest auth: MD5, SHA-256, SHA-512-256 (needs --users)")
+                    help="challenge REGISTER with digest auth: MD5, SHA-256, SHA-512-256 (needs --users); the "
+                         "users' INVITE, MESSAGE, SUBSCRIBE and REFER are challenged with 407 too")
+    pb.add_argument("--no-challenge", action="store_true",
+                    help="with --auth: challenge REGISTER only, trust the registered users' calls and messages")
+    pb.add_argument("--tls", type=_listen, default=None, metavar="HOST:PORT",
+                    help="also listen for TLS (sips:) there (same host as --listen; needs --cert and --key)")
+    pb.add_argument("--cert", default=None, help="PEM certificate (chain) for --tls")
+    pb.add_argument("--key", default=None, help="PEM private key for --tls")
+    pb.add_argument("--ca", default=None,
+                    help="with --tls: PEM file or hashed directory of the CAs of the phones' certificates "
+                         "(default: the system store)")
     pb.add_argument("--no-answer", type=_seconds, default=20.0,
                     help="seconds of ringing before a call goes to voicemail (default 20)")
     pb.set_defaults(func=cmd_pbx)

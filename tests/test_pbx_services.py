@@ -253,6 +253,24 @@ def test_dialog_event_subscription_through_the_pbx_refresh_notify_and_unsubscrib
     wait_until(lambda: not pbx.pbx._by_dialog, 5, what="the PBX forgets both subscription dialogs")
 
 
+def test_presence_subscription_reaches_a_tcp_phone_over_its_connection(make_phone, pbx) -> None:
+    """Bob's Chipmunk5000 registers over TCP: the PBX's SUBSCRIBE goes on that transport (it went on UDP to his
+    TCP port before, and the subscriber waited for a timeout)."""
+    alice, bob = make_phone("alice"), make_phone("bob", "Chipmunk5000")
+    (binding,) = pbx.pbx.registrar.lookup("bob")
+    assert binding.transport_id == pbx.pbx.tcp_transport_id
+    sub = alice.subscribe("bob", "presence", expires=60)
+    req = bob.expect(SubscriptionRequested, 3).subscription
+    first = bob.expect(RequestReceived, 3, method="SUBSCRIBE").message
+    assert first.header("Via").startswith("SIP/2.0/TCP ")
+    assert first.header("Contact") == f"<sip:pbx@{pbx.host}:{pbx.port};transport=tcp>"
+    req.accept("active", eventpkg.pidf(bob.aor, "open"))
+    assert alice.expect(ResponseReceived, 3, method="SUBSCRIBE").status == 200
+    n = alice.expect(NotifyReceived, 3, event="presence")
+    assert n.subscription is sub and eventpkg.parse_pidf(n.body).basic == "open"
+    assert sub.unsubscribe() == 200
+
+
 def test_presence_subscription_to_an_unregistered_user_is_404(make_phone) -> None:
     alice = make_phone("alice")
     alice.subscribe("nobody", "presence")

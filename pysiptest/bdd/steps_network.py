@@ -1,7 +1,7 @@
 """Steps that give a scenario its own server: the same kind of system under test as the run's (reference PBX
-or Kamailio), started for this scenario with digest authentication, on IPv6, or with a TLS listener, and
-stopped after it. Phones named afterwards use it. Against a server pysiptest does not run (sut=external)
-these scenarios are skipped with the reason."""
+or Kamailio), started for this scenario with digest authentication, on IPv6, or with a TLS listener (both
+serve TLS with a certificate from a throw-away CA), and stopped after it. Phones named afterwards use it.
+Against a server pysiptest does not run (sut=external) these scenarios are skipped with the reason."""
 from __future__ import annotations
 
 import shutil
@@ -21,15 +21,15 @@ DEFAULT_ALGORITHM = "SHA-256"
 
 
 def _variant(context: Any, what: str, host: Optional[str] = None, users: Optional[dict[str, str]] = None,
-             algorithm: Optional[str] = None, tls: Optional[tuple[Path, Path]] = None) -> Optional[Any]:
-    """A started server like the run's SUT with these settings, or None after skipping the scenario."""
+             algorithm: Optional[str] = None, tls: Optional[tuple[Path, Path, Path]] = None) -> Optional[Any]:
+    """A started server like the run's SUT with these settings, or None after skipping the scenario; ``tls`` is
+    (certificate, key, the CA that signed the phones' certificates)."""
     sut = context.sut
     if isinstance(sut, ReferencePbxSut):
-        if tls is not None:
-            context.scenario.skip(f"{what}: the reference PBX listens on UDP only")
-            return None
         new: Any = ReferencePbxSut(host or sut.host, users=users, auth_algorithm=algorithm,
-                                   no_answer_timeout=sut.no_answer_timeout)
+                                   no_answer_timeout=sut.no_answer_timeout,
+                                   tls_cert=tls[0] if tls else None, tls_key=tls[1] if tls else None,
+                                   tls_ca=tls[2] if tls else None)
     elif isinstance(sut, Kamailio):
         new = Kamailio(host or sut.host, users=users, auth_algorithm=algorithm or DEFAULT_ALGORITHM,
                        tls_cert=tls[0] if tls else None, tls_key=tls[1] if tls else None)
@@ -110,7 +110,7 @@ def step_server_tls(context: Any) -> None:
     folder = Path(tempfile.mkdtemp(prefix="pysiptest-tls-"))
     context.add_cleanup(shutil.rmtree, folder, ignore_errors=True)
     ca, cert, key = make_pki(folder)
-    sut = _variant(context, "TLS", tls=(cert, key))
+    sut = _variant(context, "TLS", tls=(cert, key, ca))
     if sut is not None:
         context.phone_net = {"transport": "tls", "proxy": (sut.host, sut.tls_port),
                              "tls": TlsConfig(cert=str(cert), key=str(key), ca=str(ca))}

@@ -12,9 +12,13 @@ Features: per-user DND and unconditional forwarding (:meth:`ReferencePBX.set_dnd
 registered) on DND, busy (486/600/603), no answer (``no_answer_timeout``) and B-leg timeouts, with a
 ``Diversion`` header (RFC 5806) naming the mailbox owner; relay of in-dialog requests (re-INVITE, UPDATE,
 INFO, MESSAGE, NOTIFY, REFER, SUBSCRIBE) to the other leg and of out-of-dialog MESSAGE, NOTIFY, INFO and
-OPTIONS to registered users; SUBSCRIBE to a registered user relayed as a subscription of our own
-(:mod:`pysiptest.pbx.subrelay`); reliable provisionals (RFC 3262) on both legs when the caller offers 100rel;
-an optional user list (REGISTER from anyone else is refused with 403).
+OPTIONS to registered users (:mod:`pysiptest.pbx.outdialog`); SUBSCRIBE to a registered user relayed as a
+subscription of our own (:mod:`pysiptest.pbx.subrelay`); reliable provisionals (RFC 3262) on both legs when
+the caller offers 100rel; session timers (RFC 4028) agreed across both legs (:mod:`pysiptest.pbx.timers`);
+Replaces (RFC 3891) translated between legs for attended transfer (:mod:`pysiptest.pbx.replaces`); an
+optional user list (REGISTER from anyone else is refused with 403), digest challenges for REGISTER (401,
+:func:`pysiptest.pbx.registrar.register`) and the users' initial requests (407, :mod:`pysiptest.pbx.access`);
+UDP and TCP on one port, and TLS with a certificate.
 
 100rel: a caller's INVITE with 100rel in Supported or Require makes the B-leg INVITE offer it (Supported).
 The engine PRACKs the callee's reliable 18x; the PBX relays an 18x to the caller reliably when the caller
@@ -28,7 +32,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -39,8 +42,12 @@ from pysiptest.auth import DigestServer
 from pysiptest.engine import Engine
 from pysiptest.errors import EngineError
 from pysiptest.events import CoreEvent
-from pysiptest.pbx.registrar import Registrar
+from pysiptest.pbx import replaces, timers
+from pysiptest.pbx.access import RequestAuth
+from pysiptest.pbx.registrar import Registrar, register
+from pysiptest.pbx.outdialog import relay_out_of_dialog
 from pysiptest.pbx.subrelay import SubscriptionRelay
+from pysiptest.transport import TlsConfig
 
 log = logging.getLogger("pysiptest.pbx")
 
@@ -92,21 +99,36 @@ class Bridge:
     #: the caller's INVITE offers (Supported) / requires 100rel (RFC 3262)
     a_100rel: bool = False
     a_requires_100rel: bool = False
+    #: the caller's session timer request (RFC 4028), None without one
+    timer: Optional[timers.TimerOffer] = None
+    #: the PBX's watch over the agreed session interval (ends both legs without refreshes), None without one
+    guard: Optional[timers.SessionGuard] = None
+    #: the caller's INVITE named a dialog to replace (RFC 3891), as sent on the B leg
+    replaces: str = ""
+    #: engine transports of the two legs (for our Contact: sip, sip;transport=tcp or sips)
+    a_transport: int = 0
+    b_transport: int = 0
     history: list[str] = field(default_factory=list)
 
 
 class ReferencePBX:
-    """Registrar plus call routing between registered users, on UDP and TCP on one port.
+    """Registrar plus call routing between registered users, on UDP and TCP on one port (and TLS).
 
     ``users`` (name to password) limits who may register; None accepts anyone. With ``auth_algorithm``
     (e.g. "SHA-256", "MD5") REGISTER is challenged with digest authentication (RFC 7616/8760) and must
-    be answered with the user's password. ``voicemail_user`` is the account calls are forwarded to;
-    ``no_answer_timeout`` seconds of ringing forward a call there.
+    be answered with the user's password; the users' initial INVITE, MESSAGE, SUBSCRIBE and REFER are then
+    challenged with 407 too (:mod:`pysiptest.pbx.access`) unless ``challenge_requests`` is False.
+    ``voicemail_user`` is the account calls are forwarded to; ``no_answer_timeout`` seconds of ringing
+    forward a call there. ``tls`` (a :class:`~pysiptest.transport.TlsConfig` with the certificate and key)
+    adds a TLS listener on ``tls_port`` (0: a free one; :attr:`tls_port` says which); phones registered over
+    TLS are called over it with a ``sips:`` Contact.
     """
 
     def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 0, domain: Optional[str] = None,
                  users: Optional[dict[str, str]] = None, voicemail_user: str = "voicemail",
-                 no_answer_timeout: float = 5.0, auth_algorithm: Optional[str] = None) -> None:
+                 no_answer_timeout: float = 5.0, auth_algorithm: Optional[str] = None,
+                 challenge_requests: Optional[bool] = None, tls: Optional[TlsConfig] = None,
+                 tls_port: int = 0) -> None:
         self.engine = engine
         self.host = host
         self.registrar = Registrar()
@@ -124,10 +146,25 @@ class ReferencePBX:
             if self.users is None:
                 raise ValueError("digest authentication needs a users list (name to password)")
             self.auth = DigestServer(self.domain.strip("[]"), self.users, auth_algorithm)
+        if challenge_requests and self.auth is None:
+            raise ValueError("challenging INVITE/MESSAGE needs digest authentication (auth_algorithm and users)")
+        #: 407 challenges for the users' initial requests (on by default with digest authentication)
+        self.request_auth: Optional[RequestAuth] = None
+        if self.auth is not None and challenge_requests is not False:
+            self.request_auth = RequestAuth(self.auth.realm, self.auth.users, self.auth.algorithm)
+        #: the TLS listener (transport id, port), when given a certificate
+        self.tls_transport_id: Optional[int] = None
+        self.tls_port = 0
+        if tls is not None:
+            if not (tls.cert and tls.key):
+                raise ValueError("a TLS listener needs a certificate and a key (TlsConfig cert and key)")
+            self.tls_transport_id, self.tls_port = engine.listen_tls(host, tls_port, self, tls)
         self.voicemail_user = voicemail_user
         self.no_answer_timeout = no_answer_timeout
         #: a REGISTER asking for less (but not 0) is answered 423 with Min-Expires (RFC 3261 10.3); 0: never
         self.min_expires = 0
+        #: an INVITE asking for a shorter session interval is answered 422 with this Min-SE (RFC 4028); 0: never
+        self.min_se = 0
         self.dnd: set[str] = set()
         self.forward: dict[str, str] = {}
         self.calls: list[Bridge] = []
@@ -135,6 +172,7 @@ class ReferencePBX:
         self._by_b_txn: dict[int, Bridge] = {}
         self._by_dialog: dict[int, tuple[Bridge, str]] = {}
         self._relays: dict[int, int] = {}  # our request's txn -> the txn of the request it relays
+        self._relay_tp: dict[int, int] = {}  # the relayed request's txn -> the transport it came on
         self.subscriptions = SubscriptionRelay(self)
         self.log = log
         self._lock = threading.RLock()
@@ -145,7 +183,9 @@ class ReferencePBX:
         return f"sip:pbx@{_hostport(self.host, self.port)}"
 
     def _contact_on(self, transport_id: int) -> str:
-        """Our Contact URI for a leg on this transport (``;transport=tcp`` on TCP)."""
+        """Our Contact URI for a leg on this transport (``;transport=tcp`` on TCP, ``sips:`` on TLS)."""
+        if transport_id and transport_id == self.tls_transport_id:
+            return f"sips:pbx@{_hostport(self.host, self.tls_port)}"
         tcp = bool(transport_id) and transport_id == self.tcp_transport_id
         return self.contact + (";transport=tcp" if tcp else "")
 
@@ -195,8 +235,10 @@ class ReferencePBX:
     def _on_request(self, ev: CoreEvent) -> None:
         msg = ev.message
         method = msg.method
+        if self.request_auth is not None and not self.request_auth.admit(self, ev):
+            return
         if method == "REGISTER":
-            self._register(ev)
+            register(self, ev)
         elif method == "INVITE" and not ev.dialog_id:
             self._invite(ev)
         elif method in ("ACK", "PRACK"):
@@ -208,56 +250,11 @@ class ReferencePBX:
         elif method == "SUBSCRIBE":
             self.subscriptions.subscribe(ev)
         elif method in ("MESSAGE", "NOTIFY", "INFO") or (method == "OPTIONS" and _user_of(msg.uri or "")):
-            self._relay_out_of_dialog(ev)
+            relay_out_of_dialog(self, ev)
         elif method == "OPTIONS":
             self._respond(ev.txn_id, 200, None, [("Allow", ALLOW)])
         else:
             self._respond(ev.txn_id, 405, None, [("Allow", ALLOW)])
-
-    # -- registrar --------------------------------------------------------------------------
-    def _register(self, ev: CoreEvent) -> None:
-        msg = ev.message
-        to = msg.nameaddr("To") or {}
-        user = _user_of(to.get("uri", ""))
-        if not user:
-            self._respond(ev.txn_id, 400, "To must be a SIP URI with a user")
-            return
-        if self.users is not None and user not in self.users:
-            self._respond(ev.txn_id, 403, f"Unknown User {user}")
-            return
-        if self.auth is not None:
-            who = self.auth.check(msg)
-            if who is None or who == "stale":
-                self._respond(ev.txn_id, self.auth.status, None, [self.auth.challenge_header(stale=who == "stale")])
-                return
-            if who != user:
-                self._respond(ev.txn_id, 403, f"{who} may not register {user}")
-                return
-        expires_hdr = msg.header("Expires")
-        default = int(expires_hdr) if expires_hdr and expires_hdr.strip().isdigit() else 3600
-        try:
-            contacts = [(c.uri, int(c.param("expires")) if (c.param("expires") or "").isdigit() else default)
-                        for c in msg.contacts]
-        except (ValueError, TypeError) as exc:
-            self._respond(ev.txn_id, 400, "Bad Contact")
-            log.debug("REGISTER with a bad Contact: %s", exc)
-            return
-        if any(uri == "*" for uri, _ in contacts) and (len(contacts) > 1 or default != 0):
-            self._respond(ev.txn_id, 400, "Contact * needs Expires 0 and no other Contact")  # RFC 3261 10.3 6
-            return
-        short = [e for uri, e in contacts if uri != "*" and 0 < e < self.min_expires]
-        if short:  # RFC 3261 10.3 7: 423 Interval Too Brief
-            self._respond(ev.txn_id, 423, None, [("Min-Expires", str(self.min_expires))])
-            return
-        for uri, exp in contacts:
-            self.registrar.update(user, uri, ev.src[0], ev.src[1], exp, ev.transport_id)
-        # the 200 lists every current binding with its remaining expiry (RFC 3261 10.3 8)
-        now = time.monotonic()
-        headers = [("Contact", f"<{b.contact}>;expires={max(1, int(b.expires_at - now + 0.5))}")
-                   for b in self.registrar.lookup(user)]
-        if contacts:
-            headers.append(("Expires", str(max((self.registrar.update_granted(e) for _, e in contacts), default=0))))
-        self._respond(ev.txn_id, 200, None, headers)
 
     # -- calls ------------------------------------------------------------------------------
     def _invite(self, ev: CoreEvent) -> None:
@@ -273,6 +270,15 @@ class ReferencePBX:
                     offer_type=msg.header("Content-Type") or "")
         br.a_requires_100rel = "100rel" in _option_tags(msg, "Require")
         br.a_100rel = br.a_requires_100rel or "100rel" in _option_tags(msg, "Supported")
+        br.a_transport = ev.transport_id
+        br.timer = timers.offer_of(msg)
+        too_small = timers.too_small(br.timer, self.min_se)
+        if too_small is not None:  # RFC 4028 8.1.1
+            self._respond(ev.txn_id, 422, "Session Interval Too Small", too_small)
+            return
+        value = msg.header("Replaces")
+        if value:
+            br.replaces = replaces.translate(value, self._leg_pairs(), self.engine.core.dialog_info) or value
         if callee in self.forward:
             br.target, br.diverted = self.forward[callee], "unconditional"
         if br.target in self.dnd:
@@ -301,20 +307,25 @@ class ReferencePBX:
             ("Call-ID", secrets.token_hex(10)),
             ("CSeq", "1 INVITE"),
             ("Contact", f"<{self._contact_on(b.transport_id)}>"),
+            *timers.b_leg_headers(br.timer, self.min_se),
         ]
+        if br.replaces:
+            headers.append(("Replaces", br.replaces))
         if br.diverted:
             headers.append(("Diversion", f"<sip:{br.callee}@{self.domain}>;reason={br.diverted};counter=1"))
         if br.offer and br.offer_type:
             headers.append(("Content-Type", br.offer_type))
-        if br.a_100rel:
-            headers.append(("Supported", "100rel"))
+        tags = [t for t, on in (("100rel", br.a_100rel), ("timer", br.timer and br.timer.supported),
+                                ("replaces", bool(br.replaces))) if on]
+        if tags:
+            headers.append(("Supported", ", ".join(tags)))
         try:
             txn = self.engine.core.request(b.transport_id or self.transport_id, b.host, b.port, "INVITE", b.contact,
                                            headers, br.offer)
         except Exception as exc:
             log.warning("cannot call %s at %s: %s", br.target, b.contact, exc)
             return False
-        br.b_txn, br.b_dialog = txn, 0
+        br.b_txn, br.b_dialog, br.b_transport = txn, 0, b.transport_id or self.transport_id
         br.history.append(f"B INVITE {br.target}")
         self._by_b_txn[txn] = br
         if br.target != self.voicemail_user and self.no_answer_timeout > 0:
@@ -364,6 +375,10 @@ class ReferencePBX:
             if br.b_dialog:
                 self._by_dialog.pop(br.b_dialog, None)
                 br.b_dialog = 0
+            if ev.status == 422 and timers.retry_after_422(br.timer, msg):  # RFC 4028 7.4, on our own
+                br.history.append(f"B 422: INVITE again with Session-Expires {br.timer.interval}")  # type: ignore
+                if self._start_b_leg(br):
+                    return
             reason = br.forward_after_cancel or FORWARD_ON.get(ev.status, "")
             if reason and self._forward_to_voicemail(br, reason):
                 return
@@ -376,7 +391,15 @@ class ReferencePBX:
 
     def _relay_to_a(self, br: Bridge, ev: CoreEvent) -> None:
         msg = ev.message
-        headers = [("Contact", f"<{self.contact}>")]
+        headers = [("Contact", f"<{self._contact_on(br.a_transport)}>")]
+        if 200 <= ev.status < 300:
+            headers += timers.answer_headers(br.timer, msg)
+            interval = timers.agreed_interval(br.timer, msg)
+            if interval and br.guard is None:
+                br.guard = timers.SessionGuard(self.engine.call_later, interval, lambda: self._session_expired(br))
+                br.guard.start()
+        elif ev.status == 422 and msg.header("Min-SE"):
+            headers.append(("Min-SE", msg.header("Min-SE")))
         ctype = msg.header("Content-Type")
         body = msg.body or b""
         if body and ctype:
@@ -423,6 +446,7 @@ class ReferencePBX:
     def _on_timeout(self, ev: CoreEvent) -> None:
         relayed = self._relays.pop(ev.txn_id, None)
         if relayed is not None:
+            self._relay_tp.pop(relayed, None)
             self.subscriptions.on_timeout(ev.txn_id)
             self._respond(relayed, 408, "Request Timeout")
             return
@@ -432,6 +456,17 @@ class ReferencePBX:
                 return
             br.ended = True
             self._respond(br.a_txn, 408, "Request Timeout")
+
+    def _session_expired(self, br: Bridge) -> None:
+        """No refresh crossed the PBX for the session interval: BYE on both legs (RFC 4028 10)."""
+        with self._lock:
+            if br.ended:
+                return
+            br.ended = True
+            br.history.append(f"session expired: no refresh for {br.guard.interval if br.guard else 0} s: BYE")
+            for did in (br.a_dialog, br.b_dialog):
+                if did and self._by_dialog.pop(did, None) is not None:
+                    self._safe_bye(did)
 
     def _safe_bye(self, dialog_id: int) -> None:
         try:
@@ -447,6 +482,8 @@ class ReferencePBX:
         br, side = entry
         br.ended = True
         br.history.append(f"{side} BYE")
+        if br.guard is not None:
+            br.guard.stop()
         other = br.b_dialog if side == "A" else br.a_dialog
         if other:
             self._by_dialog.pop(other, None)
@@ -478,7 +515,10 @@ class ReferencePBX:
             return
         headers = self._copied_headers(msg)
         if msg.method in _TARGET_METHODS:
-            headers.append(("Contact", f"<{self.contact}>"))
+            headers.append(("Contact", f"<{self._contact_on(br.b_transport if side == 'A' else br.a_transport)}>"))
+        if msg.method == "REFER" and msg.header("Refer-To"):  # attended transfer: name the far leg's dialog
+            new = replaces.translate_refer_to(msg.header("Refer-To"), self._leg_pairs(), self.engine.core.dialog_info)
+            headers = [("Refer-To", new) if n == "Refer-To" and new else (n, v) for n, v in headers]
         try:
             txn = self.engine.core.dialog_request(other, msg.method, headers, msg.body or b"")
         except (KeyError, ValueError) as exc:
@@ -486,35 +526,17 @@ class ReferencePBX:
             self._respond(ev.txn_id, 500, "Relay Failed")
             return
         self._relays[txn] = ev.txn_id
+        self._relay_tp[ev.txn_id] = ev.transport_id
         br.history.append(f"{side} {msg.method} relayed")
 
-    def _relay_out_of_dialog(self, ev: CoreEvent) -> None:
-        """MESSAGE, NOTIFY, INFO, OPTIONS for a registered user: a new request from us to their phone."""
-        msg = ev.message
-        user = _user_of(msg.uri or "")
-        bindings = self.registrar.lookup(user) if user else []
-        if not bindings:
-            self._respond(ev.txn_id, 404, f"User {user or '?'} Not Registered")
-            return
-        b = bindings[0]
-        from_na = msg.nameaddr("From") or {}
-        sender = _user_of(from_na.get("uri", "")) or "anonymous"
-        display = from_na.get("display") or sender
-        headers = [
-            ("From", f"\"{display}\" <sip:{sender}@{self.domain}>;tag={secrets.token_hex(6)}"),
-            ("To", f"<sip:{user}@{self.domain}>"),
-            ("Call-ID", secrets.token_hex(10)),
-            ("CSeq", f"1 {msg.method}"),
-            *self._copied_headers(msg),
-        ]
-        try:
-            txn = self.engine.core.request(b.transport_id or self.transport_id, b.host, b.port, msg.method, b.contact,
-                                           headers, msg.body or b"")
-        except Exception as exc:
-            log.warning("cannot relay %s to %s: %s", msg.method, user, exc)
-            self._respond(ev.txn_id, 480, "Temporarily Unavailable")
-            return
-        self._relays[txn] = ev.txn_id
+    def _leg_pairs(self) -> list[tuple[int, int]]:
+        """(leg, other leg) for every call and subscription whose two dialogs are up."""
+        out = []
+        for did, (br, side) in self._by_dialog.items():
+            other = br.b_dialog if side == "A" else br.a_dialog
+            if other:
+                out.append((did, other))
+        return out
 
     def _relay_response(self, ev: CoreEvent) -> None:
         if ev.status < 200:
@@ -522,8 +544,13 @@ class ReferencePBX:
         orig = self._relays.pop(ev.txn_id)
         msg = ev.message
         headers = self._copied_headers(msg)
+        transport = self._relay_tp.pop(orig, 0)
         if _cseq_method(msg) in _TARGET_METHODS:
-            headers.append(("Contact", f"<{self.contact}>"))
+            headers.append(("Contact", f"<{self._contact_on(transport)}>"))
+        entry = self._by_dialog.get(ev.dialog_id) if ev.dialog_id else None
+        if entry is not None and entry[0].guard is not None and _cseq_method(msg) in ("INVITE", "UPDATE") \
+                and 200 <= ev.status < 300:  # a session refresh (RFC 4028 10: any 2xx re-INVITE/UPDATE)
+            entry[0].guard.refreshed(timers.interval_of(msg))
         did = self._respond(orig, ev.status, msg.reason, headers, msg.body or b"")
         if _cseq_method(msg) == "SUBSCRIBE":
             self.subscriptions.on_final(ev, did)

@@ -53,19 +53,21 @@ class SubscriptionRelay:
             ("To", f"<sip:{user}@{pbx.domain}>"),
             ("Call-ID", call_id),
             ("CSeq", "1 SUBSCRIBE"),
-            ("Contact", f"<{pbx.contact}>"),
+            ("Contact", f"<{pbx._contact_on(b.transport_id)}>"),
             *pbx._copied_headers(msg),
         ]
         try:
-            txn = pbx.engine.core.request(pbx.transport_id, b.host, b.port, "SUBSCRIBE", b.contact, headers,
-                                          msg.body or b"")
+            txn = pbx.engine.core.request(b.transport_id or pbx.transport_id, b.host, b.port, "SUBSCRIBE",
+                                          b.contact, headers, msg.body or b"")
         except Exception as exc:
             pbx.log.warning("cannot relay SUBSCRIBE to %s: %s", user, exc)
             pbx._respond(ev.txn_id, 480, "Temporarily Unavailable")
             return
-        br = Bridge(caller=sender, callee=user, a_txn=ev.txn_id, b_txn=txn, target=user)
+        br = Bridge(caller=sender, callee=user, a_txn=ev.txn_id, b_txn=txn, target=user,
+                    a_transport=ev.transport_id, b_transport=b.transport_id or pbx.transport_id)
         br.history.append(f"SUBSCRIBE {msg.header('Event') or ''} relayed")
         pbx._relays[txn] = ev.txn_id
+        pbx._relay_tp[ev.txn_id] = ev.transport_id
         self._pending[txn] = br
         self._by_call_id[call_id] = br
         self.relayed += 1
@@ -93,7 +95,7 @@ class SubscriptionRelay:
         if br is None or not ev.dialog_id:
             return None
         pbx = self.pbx
-        did = pbx._respond(br.a_txn, 200, None, [("Contact", f"<{pbx.contact}>")]
+        did = pbx._respond(br.a_txn, 200, None, [("Contact", f"<{pbx._contact_on(br.a_transport)}>")]
                            + [(n, v) for n, v in pbx._copied_headers(msg) if n == "Expires"])
         if not did:
             return None

@@ -32,8 +32,8 @@ def make_sut(sut: str = "", target: str = "", users: Optional[dict[str, str]] = 
     sut=kamailio without a target starts Kamailio; a target alone (or sut=external) is an external server.
 
     ``users`` (name to password) are the accounts of a server pysiptest starts: the reference PBX then
-    challenges REGISTER with digest (SHA-256) and refuses other users, Kamailio keeps them in its db_text
-    database and challenges REGISTER, INVITE, MESSAGE and SUBSCRIBE. A server that runs already (a target
+    challenges REGISTER with digest (SHA-256) and its users' initial INVITE, MESSAGE, SUBSCRIBE and REFER
+    with 407, and refuses other users; Kamailio keeps them in its db_text database and challenges REGISTER, INVITE, MESSAGE and SUBSCRIBE. A server that runs already (a target
     is given) has its own accounts, and ``users`` are only what the phones answer challenges with.
     """
     kind = (sut or "").lower()
