@@ -330,7 +330,7 @@ static int cmd_start(struct media *m, struct media_cmd *c)
     s->remote_len = remote_len;
     s->marker_next = 1;
     s->echo_have_offset = 0;
-    s->send_start_ms = now;
+    s->send_start_ms = now + c->phase_ms;
     s->send_k = 0;
     /* what the caller prepared: taken, the old ones released */
     media_tx_release(m, s);
@@ -339,7 +339,7 @@ static int cmd_start(struct media *m, struct media_cmd *c)
     s->clip_i = 0;
     s->clip_round = 0;
     s->clip_loop = cfg->pcap_loop;
-    s->clip_start_us = media_mono_ns() / 1000u;
+    s->clip_start_us = media_mono_ns() / 1000u + (uint64_t)c->phase_ms * 1000u;
     s->clip_ts_base = s->ts;
     s->dtmf_pt = (uint8_t)(cfg->dtmf_pt ? cfg->dtmf_pt : DTMF_DEFAULT_PT);
     if (c->pend != NULL) {
@@ -366,10 +366,10 @@ static int cmd_start(struct media *m, struct media_cmd *c)
             ((struct sockaddr_in6 *)&s->rtcp_remote)->sin6_port = htons(port);
     }
     if (s->rtcp_interval_ms > 0)
-        twheel_add(&m->wheel, &s->rtimer, now + s->rtcp_interval_ms);
+        twheel_add(&m->wheel, &s->rtimer, now + c->phase_ms + s->rtcp_interval_ms);
     set_sending(m, s, 1);
     if (s->source == MEDIA_SRC_SILENCE || s->source == MEDIA_SRC_TONE || s->source == MEDIA_SRC_PCAP)
-        twheel_add(&m->wheel, &s->timer, now); /* first packet at once */
+        twheel_add(&m->wheel, &s->timer, now + c->phase_ms); /* first packet at once, or at its phase */
     return 0;
 }
 
@@ -500,6 +500,7 @@ static void *media_thread_main(void *arg)
         struct twheel_timer *t;
         while ((t = twheel_pop(&m->wheel, now)) != NULL)
             media_tx_timer(m, t->arg, t, now);
+        media_tx_flush(m); /* every packet of this millisecond */
         int n = media_wait(m, evs, MEDIA_EVENTS, twheel_next_due(&m->wheel));
         if (n < 0)
             continue; /* EINTR; nothing else can fail on a valid epoll fd */
@@ -511,6 +512,7 @@ static void *media_thread_main(void *arg)
             else
                 media_rx_ready(m, evs[i].data.ptr);
         }
+        media_tx_flush(m); /* the echoes; before commands, which may free a queued packet's stream */
         if (commands) {
             uint64_t v;
             while (read(m->evfd, &v, sizeof v) < 0 && errno == EINTR) {
@@ -759,7 +761,6 @@ int media_stream_open(struct media *m, const char *host, uint16_t port, uint32_t
     s->fd = fd;
     s->family = addr.ss_family;
     s->rtcp_fd = -1;
-    s->late_ns = UINT64_MAX;
     s->ref_rtp.s = s;
     s->ref_rtcp.s = s;
     s->ref_rtcp.rtcp = 1;
@@ -934,6 +935,8 @@ int media_stream_start_many(struct media *m, size_t n, const uint32_t *ids, cons
         r = start_prepare(ids[prepared], &cfgs[prepared], &cmds[prepared], err, errlen);
         if (r < 0)
             break;
+        /* spread over one ptime: stream i of n starts i/n of a ptime later */
+        cmds[prepared].phase_ms = (uint32_t)((uint64_t)cmds[prepared].cfg.ptime_ms * prepared / n);
     }
     if (r == 0) {
         r = media_submit_many(m, cmds, n);

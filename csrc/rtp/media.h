@@ -101,7 +101,9 @@ int media_stream_open(struct media *m, const char *host, uint16_t port, uint32_t
                       size_t errlen);
 /* Start (or re-target) sending per cfg (borrowed). -ENOENT for an unknown id, -EINVAL for a bad cfg. */
 int media_stream_start(struct media *m, uint32_t id, const struct media_stream_cfg *cfg, char *err, size_t errlen);
-/* Start n streams (ids[i] with cfgs[i], both borrowed) with one hand-over to the media thread.  0 when every
+/* Start n streams (ids[i] with cfgs[i], both borrowed) with one hand-over to the media thread.  Their
+ * first packets are spread over one ptime (stream i of n starts i * ptime / n ms later), so that streams
+ * started together do not all fall due in the same millisecond of every ptime.  0 when every
  * one started; else a negative code, *failed = the index of the first stream that did not start (with err),
  * and the streams before it in a batch that ran are started.  Streams after it may have started too. */
 int media_stream_start_many(struct media *m, size_t n, const uint32_t *ids, const struct media_stream_cfg *cfgs,

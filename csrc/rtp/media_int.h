@@ -31,6 +31,7 @@
 #define MEDIA_DTMF_GAP_MS 60       /* audio between two queued digits */
 #define MEDIA_CNAME "pysiptest"
 #define MEDIA_LAT_BUCKETS 5000u    /* 10 us each: 0..50 ms, the last one open-ended */
+#define MEDIA_TX_BATCH 128         /* packets gathered before one flush (sendmmsg per run of one socket) */
 
 /* What an epoll event names: a stream's RTP or RTCP socket. */
 struct media_fdref {
@@ -44,6 +45,18 @@ struct media_pending {
     struct sockaddr_storage to;
     socklen_t tolen;
     uint8_t buf[MEDIA_TX_BUF];
+};
+
+/* A packet in the send queue (media thread only). */
+struct media_txq_entry {
+    struct media_stream *s;
+    int fd;
+    int rtcp;             /* an RTCP report (counts rtcp_tx) rather than an RTP packet */
+    size_t len;           /* bytes in the entry's buffer */
+    size_t payload_len;   /* RTP payload bytes, for the statistics */
+    uint64_t due_ns;      /* a generated packet's place in its schedule (for lateness); 0: not measured */
+    socklen_t tolen;
+    struct sockaddr_storage to;
 };
 
 struct media_stream {
@@ -77,7 +90,6 @@ struct media_stream {
     int echo_have_offset;
     uint32_t echo_ts_offset; /* own timestamp = received timestamp + offset */
     uint32_t tx_octets;      /* RTP payload octets sent, for the SR */
-    uint64_t late_ns;        /* lateness of the packet being sent, UINT64_MAX when not measured */
 
     /* capture replay */
     struct pcap_clip *clip; /* owned */
@@ -139,6 +151,9 @@ struct media_cmd {
     struct pcap_clip *clip;       /* START: loaded by the caller; the media thread takes it (sets NULL) */
     struct srtp_pair srtp;        /* START: made by the caller; taken likewise (tx set to NULL) */
     struct media_pending *pend;   /* START: allocated by the caller when impaired; taken likewise */
+    uint32_t phase_ms;            /* START: the first packet (and RTCP report) this much later: start_many
+                                   * spreads a batch over one ptime so that its streams do not all fall due
+                                   * in the same millisecond */
     const char *digits;           /* DTMF */
     uint32_t duration_ms;
     uint8_t volume;
@@ -179,7 +194,14 @@ struct media {
     struct iovec rx_iov[MEDIA_RX_BATCH];
     struct sockaddr_storage rx_addr[MEDIA_RX_BATCH];
     uint8_t rx_buf[MEDIA_RX_BATCH][MEDIA_RX_BUF];
-    uint8_t tx_buf[MEDIA_TX_BUF];
+    /* The send queue: packets of one turn of the loop (every timer due, every echo of a receive
+     * batch), sent by media_tx_flush with one sendmmsg per run of packets on one socket and counted
+     * under one table_lock.  Entry i's packet is built in txq_buf[i]. */
+    size_t ntx;
+    struct media_txq_entry txq[MEDIA_TX_BATCH];
+    struct mmsghdr tx_msgs[MEDIA_TX_BATCH];
+    struct iovec tx_iov[MEDIA_TX_BATCH];
+    uint8_t txq_buf[MEDIA_TX_BATCH][MEDIA_TX_BUF];
 };
 
 static inline uint64_t media_mono_ns(void)
@@ -202,6 +224,8 @@ void media_tx_echo(struct media *m, struct media_stream *s, const struct rtp_hea
                    const struct sockaddr_storage *from, socklen_t fromlen);
 /* Arm the packet timer so that queued telephone-events go out (any source). */
 void media_tx_kick_dtmf(struct media *m, struct media_stream *s, uint64_t now);
+/* Send what is queued (every packet built since the last flush) and count it. */
+void media_tx_flush(struct media *m);
 /* Free what the send path owns (clip, held-back packets, SRTP sessions) and disarm its timers. */
 void media_tx_release(struct media *m, struct media_stream *s);
 

@@ -14,11 +14,19 @@ void tone_ring_push_g711(struct tone_ring *r, int payload_type, const uint8_t *p
 {
     if (payload_type != RTP_PT_PCMU && payload_type != RTP_PT_PCMA)
         return;
-    for (size_t i = 0; i < n; i++) {
-        int16_t v = payload_type == RTP_PT_PCMA ? g711_alaw_decode(p[i]) : g711_ulaw_decode(p[i]);
-        r->s[r->total % TONE_RING_SAMPLES] = v;
-        r->total++;
+    if (r->total > 0 && r->payload_type != payload_type)
+        r->total = 0;
+    r->payload_type = payload_type;
+    if (n > TONE_RING_SAMPLES) {
+        p += n - TONE_RING_SAMPLES; /* only the newest fit */
+        r->total += n - TONE_RING_SAMPLES;
+        n = TONE_RING_SAMPLES;
     }
+    size_t at = (size_t)(r->total % TONE_RING_SAMPLES);
+    size_t first = TONE_RING_SAMPLES - at < n ? TONE_RING_SAMPLES - at : n;
+    memcpy(r->code + at, p, first);
+    memcpy(r->code, p + first, n - first);
+    r->total += n;
 }
 
 static double to_dbov(double mean_square)
@@ -49,8 +57,10 @@ int tone_detect(const struct tone_ring *r, double hz, uint32_t window, struct to
     double w = 2.0 * M_PI * hz / RTP_GEN_RATE;
     double coeff = 2.0 * cos(w);
     double s1 = 0.0, s2 = 0.0, energy = 0.0;
+    int alaw = r->payload_type == RTP_PT_PCMA;
     for (uint64_t i = r->total - n; i < r->total; i++) {
-        double x = r->s[i % TONE_RING_SAMPLES];
+        uint8_t c = r->code[i % TONE_RING_SAMPLES];
+        double x = alaw ? g711_alaw_decode(c) : g711_ulaw_decode(c);
         energy += x * x;
         double s0 = x + coeff * s1 - s2;
         s2 = s1;

@@ -1,5 +1,6 @@
 /* Tone and silence detection on received G.711 audio (a Goertzel filter).
- * Sans-IO: decoded samples go into a ring; a query looks at its newest samples. */
+ * Sans-IO: the G.711 bytes go into a ring as they arrived (a copy, no decoding on the media
+ * thread's receive path); a query decodes and looks at the newest samples. */
 #ifndef PYSIPTEST_RTP_TONE_DETECT_H
 #define PYSIPTEST_RTP_TONE_DETECT_H
 
@@ -13,10 +14,12 @@
 
 struct tone_ring {
     uint64_t total;                    /* samples pushed so far */
-    int16_t s[TONE_RING_SAMPLES];      /* sample i lives at s[i % TONE_RING_SAMPLES] */
+    int payload_type;                  /* the law of every sample in the ring: 0 mu-law, 8 A-law */
+    uint8_t code[TONE_RING_SAMPLES];   /* G.711 byte of sample i lives at code[i % TONE_RING_SAMPLES] */
 };
 
-/* Decode n G.711 bytes (payload type 0 mu-law or 8 A-law) into the ring; other types are ignored. */
+/* Copy n G.711 bytes (payload type 0 mu-law or 8 A-law) into the ring; other types are ignored.
+ * A change of law starts the ring afresh (its samples could not be decoded together). */
 void tone_ring_push_g711(struct tone_ring *r, int payload_type, const uint8_t *p, size_t n);
 
 struct tone_result {
