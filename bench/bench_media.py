@@ -4,7 +4,12 @@ Each stream pair sends 50 packets a second each way (PCMU, 20 ms).  For rising N
 how late packets left against their 20 ms schedule (p50/p99/max over every packet of both engines), the
 loss seen by the receivers, and the CPU used by each engine's media thread (from /proc).
 
-    .venv/bin/python bench/bench_media.py [N ...] [--seconds S]
+In the same run, for each N up to --sipp-max, SIPp's pcap play: N concurrent ``sipp -sn uac_pcap`` calls
+(a thread per call) against ``pysiptest phone --media echo``, with the deviation of SIPp's send times from
+the capture's schedule measured on the wire and SIPp's CPU (see sipp_pcap.py; needs root for the packet
+socket).  A side-by-side table ends the output.
+
+    .venv/bin/python bench/bench_media.py [N ...] [--seconds S] [--sipp-max N | --no-sipp]
 
 Benchmarks print figures; they are not tests.
 """
@@ -13,9 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import sys
 import time
+from pathlib import Path
 
 from pysiptest import _core
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sipp_pcap  # noqa: E402  (beside this file)
 
 LOOP = "127.0.0.1"
 
@@ -70,23 +80,64 @@ def run(n: int, seconds: float) -> dict[str, float]:
     }
 
 
+def fmt_us(v: object) -> str:
+    return f"{v:.0f}" if isinstance(v, (int, float)) and v == v else "-"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("n", nargs="*", type=int, default=[100, 500, 1000, 2000, 3000])
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--sipp-max", type=int, default=200,
+                    help="run SIPp's pcap play for N up to this (a thread per call; default 200)")
+    ap.add_argument("--no-sipp", action="store_true", help="skip the SIPp comparison")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     print(f"{'streams':>8} {'pkt/s':>9} {'p50 us':>8} {'p99 us':>8} {'max us':>9} {'sent':>9} {'lost':>7} "
           f"{'rx/tx':>7}  media-thread CPU %")
+    ours: dict[int, dict[str, object]] = {}
     for n in args.n:
         if 2 * n + 64 > hard:
             print(f"{n:>8} skipped: needs {2 * n} sockets, limit {hard}")
             continue
         r = run(n, args.seconds)
+        ours[n] = r
         print(f"{r['n']:>8} {r['pps']:>9.0f} {r['p50_us']:>8.0f} {r['p99_us']:>8.0f} {r['max_us']:>9.0f} "
               f"{r['tx']:>9} {r['lost']:>7} {r['rx'] / max(r['tx'], 1):>7.4f}  "
               + " / ".join(f"{c:.1f}" for c in r["cpu"]), flush=True)
+    theirs: dict[int, dict[str, object]] = {}
+    if not args.no_sipp:
+        for n in args.n:
+            if n > args.sipp_max:
+                continue
+            try:
+                s = sipp_pcap.run(n)
+            except PermissionError:
+                print("SIPp comparison skipped: the packet socket needs CAP_NET_RAW (root)")
+                break
+            theirs[n] = s
+            if "error" in s:
+                print(f"SIPp {n}: {s['error']}")
+            else:
+                print(f"SIPp {n:>5} calls: exit {s['rc']}, {s['packets']} of {s['expected']} audio packets "
+                      f"(+ DTMF) from {s['flows']} flows, p50/p99/max {fmt_us(s['p50_us'])}/"
+                      f"{fmt_us(s['p99_us'])}/{fmt_us(s['max_us'])} us, CPU {s['cpu']:.1f} %", flush=True)
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print()
+    print("send-time deviation (us) and CPU: pysiptest = N bidirectional streams per engine, each engine's "
+          "own clock; SIPp = N pcap plays, wire timestamps")
+    print(f"{'N':>6} | {'pysiptest p50':>13} {'p99':>7} {'max':>7} {'lost':>5} {'CPU %/thread':>13} | "
+          f"{'SIPp p50':>9} {'p99':>7} {'max':>7} {'CPU %':>7}")
+    for n in args.n:
+        r = ours.get(n)
+        s = theirs.get(n, {})
+        left = (f"{fmt_us(r['p50_us']):>13} {fmt_us(r['p99_us']):>7} {fmt_us(r['max_us']):>7} {r['lost']:>5} "
+                f"{max(r['cpu'], default=float('nan')):>13.1f}") if r else f"{'-':>13} {'-':>7} {'-':>7} {'-':>5} {'-':>13}"
+        right = (f"{fmt_us(s.get('p50_us')):>9} {fmt_us(s.get('p99_us')):>7} {fmt_us(s.get('max_us')):>7} "
+                 f"{fmt_us(s.get('cpu')):>7}") if s and "error" not in s else f"{'-':>9} {'-':>7} {'-':>7} {'-':>7}"
+        print(f"{n:>6} | {left} | {right}")
 
 
 if __name__ == "__main__":
