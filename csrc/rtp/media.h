@@ -112,6 +112,11 @@ int media_stream_start_many(struct media *m, size_t n, const uint32_t *ids, cons
 int media_stream_stop(struct media *m, uint32_t id);
 /* Close the socket and forget the stream. */
 int media_stream_close(struct media *m, uint32_t id);
+/* Stop / close the n streams of ids (borrowed) with one hand-over to the media thread.  Every id is acted
+ * on; 0 when each was known, else the first failure's code (-ENOENT) with *failed its index (n when none
+ * failed).  -ESHUTDOWN when the engine is closed (nothing done), -ENOMEM. */
+int media_stream_stop_many(struct media *m, size_t n, const uint32_t *ids, size_t *failed);
+int media_stream_close_many(struct media *m, size_t n, const uint32_t *ids, size_t *failed);
 /* Copy the stream's current statistics. -ENOENT for an unknown id. */
 int media_stream_stats(struct media *m, uint32_t id, struct media_stats *out);
 /* Number of open streams. */

@@ -216,6 +216,25 @@ static inline uint64_t media_mono_ms(void)
     return media_mono_ns() / 1000000u;
 }
 
+/* media.c: the engine and its thread. */
+/* Write a reason into the caller's buffer (may be NULL); e != 0 appends strerror(e). */
+__attribute__((format(printf, 4, 5))) void media_set_err(char *err, size_t errlen, int e, const char *fmt, ...);
+/* Queue the n commands of cmds (borrowed; they live until done) with one wake-up, and wait until the media
+ * thread has run them all.  0, or -ESHUTDOWN (then none was queued); each command's result is its own. */
+int media_submit_many(struct media *m, struct media_cmd *cmds, size_t n);
+/* Queue c and wait until the media thread has run it: its result, or -ESHUTDOWN. */
+int media_submit(struct media *m, struct media_cmd *c);
+
+/* media_cmd.c: commands and the stream table (media thread, except media_table_find). */
+/* The stream with this id, NULL if none; table_lock held by the caller. */
+struct media_stream *media_table_find(struct media *m, uint32_t id);
+/* Run the queued commands. Returns 1 when the engine is stopping (the queue is then failed). */
+int media_process_commands(struct media *m);
+/* Close a stream's sockets and free it (takes s; already out of the table). */
+void media_stream_destroy(struct media *m, struct media_stream *s);
+/* The port of an IPv4 or IPv6 address, host order; 0 for another family. */
+uint16_t media_addr_port(const struct sockaddr_storage *ss);
+
 /* media_tx.c: the send path (media thread). */
 /* A timer of s fired at now (ms): the stream's packet timer, held-back packets or RTCP. */
 void media_tx_timer(struct media *m, struct media_stream *s, struct twheel_timer *t, uint64_t now);
