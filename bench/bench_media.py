@@ -47,8 +47,11 @@ def media_threads_cpu() -> dict[int, float]:
     return out
 
 
-def run(n: int, seconds: float) -> dict[str, float]:
+def run(n: int, seconds: float, realtime: int = 0) -> dict[str, float]:
     with _core.Media() as a, _core.Media() as b:
+        if realtime:
+            a.set_realtime(realtime)
+            b.set_realtime(realtime)
         sa = [a.open(LOOP) for _ in range(n)]
         sb = [b.open(LOOP) for _ in range(n)]
         # one hand-over per engine (start_many): starting stream by stream waits for the busy media thread
@@ -91,10 +94,14 @@ def main() -> None:
     ap.add_argument("--sipp-max", type=int, default=200,
                     help="run SIPp's pcap play for N up to this (a thread per call; default 200)")
     ap.add_argument("--no-sipp", action="store_true", help="skip the SIPp comparison")
+    ap.add_argument("--realtime", type=int, default=0, metavar="PRIO",
+                    help="run both media threads under SCHED_FIFO at this priority (Media.set_realtime; needs "
+                         "root): other busy processes then do not delay them")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs); "
+          + (f"media threads SCHED_FIFO priority {args.realtime}" if args.realtime else "normal scheduling"))
     print(f"{'streams':>8} {'pkt/s':>9} {'p50 us':>8} {'p99 us':>8} {'max us':>9} {'sent':>9} {'lost':>7} "
           f"{'rx/tx':>7}  media-thread CPU %")
     ours: dict[int, dict[str, object]] = {}
@@ -102,7 +109,7 @@ def main() -> None:
         if 2 * n + 64 > hard:
             print(f"{n:>8} skipped: needs {2 * n} sockets, limit {hard}")
             continue
-        r = run(n, args.seconds)
+        r = run(n, args.seconds, args.realtime)
         ours[n] = r
         print(f"{r['n']:>8} {r['pps']:>9.0f} {r['p50_us']:>8.0f} {r['p99_us']:>8.0f} {r['max_us']:>9.0f} "
               f"{r['tx']:>9} {r['lost']:>7} {r['rx'] / max(r['tx'], 1):>7.4f}  "

@@ -589,6 +589,23 @@ static PyObject *pymedia_close_many(PyObject *self, PyObject *ids_o)
     return pymedia_op_many(self, ids_o, 1);
 }
 
+static PyObject *pymedia_set_realtime(PyObject *self, PyObject *prio_o)
+{
+    long long prio;
+    struct media *m;
+    if (parse_int(prio_o, "priority", 0, 99, &prio) < 0 || check_open(self, &m) < 0)
+        return NULL;
+    char err[PYMEDIA_ERRLEN] = "";
+    int r = media_set_realtime(m, (int)prio, err, sizeof err);
+    if (r == -EPERM) {
+        PyErr_SetString(PyExc_PermissionError, err);
+        return NULL;
+    }
+    if (r < 0)
+        return raise_media_error(self, r, NULL, err);
+    Py_RETURN_NONE;
+}
+
 static PyObject *pymedia_stats(PyObject *self, PyObject *id_o)
 {
     uint32_t id;
@@ -727,6 +744,9 @@ static PyMethodDef pymedia_methods[] = {
      "stop($self, id, /)\n--\n\nStop sending; the stream keeps receiving and counting."},
     {"close_stream", (PyCFunction)pymedia_close_stream, METH_O,
      "close_stream($self, id, /)\n--\n\nClose the stream's socket and forget it."},
+    {"set_realtime", (PyCFunction)pymedia_set_realtime, METH_O,
+     "set_realtime($self, priority, /)\n--\n\nRun the media thread under SCHED_FIFO at priority 1..99 (0: normal "
+     "scheduling), so that busy processes do not delay its packets; PermissionError without CAP_SYS_NICE."},
     {"stop_many", (PyCFunction)pymedia_stop_many, METH_O,
      "stop_many($self, ids, /)\n--\n\nStop every stream of ids in one hand-over to the media thread; KeyError "
      "names the first unknown id (the others are stopped)."},

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -87,6 +88,7 @@ static void *media_thread_main(void *arg)
     prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
     twheel_init(&m->wheel, media_mono_ms());
     for (;;) {
+        m->round++;
         uint64_t now = media_mono_ms();
         struct twheel_timer *t;
         while ((t = twheel_pop(&m->wheel, now)) != NULL)
@@ -182,6 +184,7 @@ struct media *media_new(char *err, size_t errlen)
     m->evfd = -1;
     m->next_id = 1;
     m->nbuckets = MEDIA_BUCKETS_MIN;
+    media_rx_init(m);
     m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
     int locks = 0;
     if (m->buckets == NULL) {
@@ -241,6 +244,26 @@ fail:
     free(m->buckets);
     free(m);
     return NULL;
+}
+
+int media_set_realtime(struct media *m, int priority, char *err, size_t errlen)
+{
+    if (m == NULL || priority < 0 || priority > 99) {
+        media_set_err(err, errlen, 0, "priority must be 0 (normal scheduling) or 1..99 (SCHED_FIFO)");
+        return -EINVAL;
+    }
+    struct sched_param sp;
+    memset(&sp, 0, sizeof sp);
+    sp.sched_priority = priority;
+    /* under cmd_lock: media_shutdown joins the thread only after it set `stopping` under this lock */
+    pthread_mutex_lock(&m->cmd_lock);
+    int r = m->stopping ? ESHUTDOWN : pthread_setschedparam(m->thread, priority ? SCHED_FIFO : SCHED_OTHER, &sp);
+    pthread_mutex_unlock(&m->cmd_lock);
+    if (r == ESHUTDOWN)
+        media_set_err(err, errlen, 0, "the media engine is closed");
+    else if (r != 0)
+        media_set_err(err, errlen, r, "cannot set the media thread's scheduling (SCHED_FIFO needs CAP_SYS_NICE)");
+    return -r;
 }
 
 void media_shutdown(struct media *m)

@@ -92,6 +92,12 @@ void media_free(struct media *m);
  * shutdown fails cleanly.  media_free must still be called. */
 void media_shutdown(struct media *m);
 
+/* Run the media thread under SCHED_FIFO at priority 1..99 (0: back to normal scheduling), so that other
+ * busy processes on the machine do not delay its packets.  The kernel's real-time throttling (by default
+ * 95% of each second) still leaves the rest of the machine some time.  -EPERM without CAP_SYS_NICE,
+ * -EINVAL, -ESHUTDOWN; err filled. */
+int media_set_realtime(struct media *m, int priority, char *err, size_t errlen);
+
 #define MEDIA_PTIME_MIN 5u   /* ms */
 #define MEDIA_PTIME_MAX 200u /* ms */
 

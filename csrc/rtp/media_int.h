@@ -37,6 +37,9 @@
 struct media_fdref {
     struct media_stream *s;
     int rtcp;
+    /* how the socket was read last (media thread only): see media_rx_ready */
+    uint64_t last_round;
+    uint32_t last_n;
 };
 
 struct media_pending {
@@ -189,6 +192,7 @@ struct media {
 
     /* Media thread only. */
     int no_pwait2; /* the kernel lacks epoll_pwait2 */
+    uint64_t round; /* turns of the loop */
     struct twheel wheel;
     struct mmsghdr rx_msgs[MEDIA_RX_BATCH];
     struct iovec rx_iov[MEDIA_RX_BATCH];
@@ -248,7 +252,9 @@ void media_tx_flush(struct media *m);
 /* Free what the send path owns (clip, held-back packets, SRTP sessions) and disarm its timers. */
 void media_tx_release(struct media *m, struct media_stream *s);
 
-/* media_rx.c: the receive path (media thread).  Drain the socket ref names. */
+/* media_rx.c: the receive path (media thread).  Set up the receive buffers once (media_new). */
+void media_rx_init(struct media *m);
+/* Read the socket ref names (see media_rx.c for how much). */
 void media_rx_ready(struct media *m, struct media_fdref *ref);
 /* NTP time now, 32.32 (RFC 3550 4). */
 uint64_t media_ntp_now(void);
