@@ -172,12 +172,13 @@ struct media {
     int epfd;
     int evfd; /* eventfd: commands are queued */
 
-    /* cmd_lock guards cmd_head, cmd_tail, stopping, and `done`/`next` of queued commands.
-     * cmd_cond is broadcast when commands are done. */
+    /* cmd_lock guards cmd_head, cmd_tail, stopping, started, and `done`/`next` of queued commands.
+     * cmd_cond is broadcast when commands are done, and when the thread has started. */
     pthread_mutex_t cmd_lock;
     pthread_cond_t cmd_cond;
     struct media_cmd *cmd_head, *cmd_tail;
     int stopping;
+    int started; /* the thread has set itself up (media_new waits for it) */
 
     /* table_lock guards buckets, nbuckets, count, closed, next_id and every stream's stats,
      * dtmf_rx and ring. */
