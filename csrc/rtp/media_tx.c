@@ -181,7 +181,7 @@ static void emit(struct media *m, struct media_stream *s, uint8_t *buf, size_t l
                 memcpy(slot, buf, len);
                 buf = slot; /* the earlier slot may be reused after a flush */
             }
-            txq_commit(m, s, s->fd, len, payload_len, to, tolen, 0, due_ns);
+            txq_commit(m, s, s->fd, len, payload_len, to, tolen, 0, queued ? 0 : due_ns); /* lateness once */
             queued = 1;
             continue;
         }
