@@ -345,3 +345,22 @@ def test_set_realtime_puts_the_media_thread_under_sched_fifo() -> None:
         assert os.sched_getscheduler(tid) == os.SCHED_OTHER
     with pytest.raises(_core.EngineError, match="closed"):
         m.set_realtime(1)
+
+
+def test_a_real_time_policy_inherited_from_the_creating_thread_is_kept() -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("SCHED_FIFO needs root")
+    before = {int(t) for t in os.listdir("/proc/self/task")}
+    old = os.sched_getscheduler(0), os.sched_getparam(0)
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(3))
+    try:
+        m = _core.Media()  # its thread inherits SCHED_FIFO 3 from this one
+    finally:
+        os.sched_setscheduler(0, old[0], old[1])
+    with m:
+        tids = [int(t) for t in os.listdir("/proc/self/task") if int(t) not in before]
+        media = [t for t in tids if open(f"/proc/self/task/{t}/comm").read().strip() == "pysip-media"]
+        assert len(media) == 1
+        assert os.sched_getscheduler(media[0]) == os.SCHED_FIFO and os.sched_getparam(media[0]).sched_priority == 3

@@ -85,10 +85,13 @@ static int media_wait(struct media *m, struct epoll_event *evs, int nevs, uint64
 /* Ask the fair scheduler (EEVDF, Linux 6.6+) for a short time slice for this thread: its deadline then comes
  * early, so that when it wakes for a packet it preempts a busy process at once instead of waiting up to a
  * default slice (about 3 ms).  It runs briefly at each wake-up anyway.  Normal priority, no privilege; an
- * older kernel refuses or ignores it, and nothing else changes. */
+ * older kernel refuses or ignores it, and nothing else changes.  A policy other than SCHED_OTHER inherited
+ * from the creating thread (chrt) is kept. */
 static void media_short_slice(void)
 {
 #ifdef SYS_sched_setattr
+    if (sched_getscheduler(0) != SCHED_OTHER)
+        return; /* inherited a real-time (or batch, idle) policy: keep it */
     struct { /* the kernel's struct sched_attr, first version (glibc has no wrapper) */
         uint32_t size, sched_policy;
         uint64_t sched_flags;
