@@ -30,7 +30,7 @@
 
 #include "rtp/media_int.h"
 
-#define MEDIA_EVENTS 64
+#define MEDIA_EVENTS 256 /* ready sockets taken per epoll_wait */
 #define MEDIA_BUCKETS_MIN 64
 #define MEDIA_MAX_WAIT_NS 1000000000u /* wake at least once a second */
 #define MEDIA_SLICE_NS 100000u         /* the fair scheduler's shortest slice, 0.1 ms */
