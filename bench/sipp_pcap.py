@@ -116,15 +116,45 @@ class SourceCapture:
         self.sock.close()
 
 
-def _ports_free(base: int, n: int) -> bool:
+def _ports_free(base: int, n: int, stride: int = PORT_STRIDE, extra: tuple[int, ...] = (0, 2)) -> bool:
     for k in range(n):
-        for p in (base + PORT_STRIDE * k, base + PORT_STRIDE * k + 2):
+        for p in (base + stride * k + e for e in extra):
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 try:
                     s.bind((HOST, p))
                 except OSError:
                     return False
     return True
+
+
+def free_port_range(n: int, stride: int = PORT_STRIDE, extra: tuple[int, ...] = (0, 2)) -> int | None:
+    """An even base port below the ephemeral range with base + stride * k + e free for k < n, e in extra.
+
+    Below the ephemeral range, where other sockets' ports (the echo phone's, the engines' own) come from, so
+    a capture filter on the range sees the intended senders only."""
+    eph_lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    top = max(eph_lo, 10000 + stride * n + 4) - stride * n
+    return next((b for b in (random.randrange(10000, top, 2) for _ in range(30)) if _ports_free(b, n, stride, extra)),
+                None)
+
+
+def deviations(flows: dict[int, list[int]], offsets_us: list[float] | None, period_us: float = 0.0) -> list[float]:
+    """Send-time deviations (us, sorted) of packets on the wire from their schedule, over every flow.
+
+    Packet k of a flow (kernel timestamps, ns) is due at the flow's start plus offsets_us[k] (a capture's
+    record times) or k * period_us; a flow's deviations are taken against its earliest packet relative to
+    the schedule, so that a late first packet does not hide the rest."""
+    devs: list[float] = []
+    for times in flows.values():
+        k = len(times) if offsets_us is None else min(len(times), len(offsets_us))
+        if k == 0:
+            continue
+        rel = [(times[i] - times[0]) / 1e3 - (offsets_us[i] if offsets_us is not None else i * period_us)
+               for i in range(k)]
+        m = min(rel)
+        devs.extend(r - m for r in rel)
+    devs.sort()
+    return devs
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -140,9 +170,7 @@ def run(n: int, timeout: float = 40.0) -> dict[str, object]:
     schedule = pcap_times(SIPP_PCAP_DIR / "g711a.pcap")
     # below the ephemeral range, where the echo phone's own media ports come from: SIPp's ports and the
     # phone's cannot meet, and the capture filter on SIPp's source ports sees SIPp's packets only
-    eph_lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    top = max(eph_lo, 10000 + PORT_STRIDE * n + 2) - PORT_STRIDE * n
-    base = next((b for b in (random.randrange(10000, top, 2) for _ in range(30)) if _ports_free(b, n)), None)
+    base = free_port_range(n)
     if base is None:
         return {"n": n, "error": "no free media port range"}
     env = dict(os.environ)
@@ -182,20 +210,12 @@ def run(n: int, timeout: float = 40.0) -> dict[str, object]:
                 cap.stop()
             phone.stop(timeout=5)
         assert cap is not None
-    devs: list[float] = []
-    first, last, packets = None, None, 0
     flows = {port: times for port, times in cap.times.items() if (port - base) % PORT_STRIDE == 0}
-    for times in flows.values():
-        k = min(len(times), len(schedule))
-        packets += len(times)
-        if k == 0:
-            continue
-        rel = [(times[i] - times[0]) / 1e3 - (schedule[i] - schedule[0]) * 1e6 for i in range(k)]
-        m = min(rel)
-        devs.extend(r - m for r in rel)
-        first = times[0] if first is None else min(first, times[0])
-        last = times[-1] if last is None else max(last, times[-1])
-    devs.sort()
+    packets = sum(len(v) for v in flows.values())
+    first = min((v[0] for v in flows.values() if v), default=None)
+    last = max((v[-1] for v in flows.values() if v), default=None)
+    offsets = [(x - schedule[0]) * 1e6 for x in schedule]
+    devs = deviations(flows, offsets)
     play = (last - first) / 1e9 if first is not None and last is not None and last > first else float("nan")
     return {
         "n": n, "rc": rc, "flows": len(flows), "packets": packets, "expected": n * len(schedule),
