@@ -7,9 +7,10 @@ loss seen by the receivers, and the CPU used by each engine's media thread (from
 In the same run, for each N up to --sipp-max, SIPp's pcap play: N concurrent ``sipp -sn uac_pcap`` calls
 (a thread per call) against ``pysiptest phone --media echo``, with the deviation of SIPp's send times from
 the capture's schedule measured on the wire and SIPp's CPU (see sipp_pcap.py; needs root for the packet
-socket).  A side-by-side table ends the output.
+socket); for those N the engine's packets are measured on the wire the same way too.  A side-by-side table
+ends the output.  --realtime PRIO runs the media threads under SCHED_FIFO (Media.set_realtime).
 
-    .venv/bin/python bench/bench_media.py [N ...] [--seconds S] [--sipp-max N | --no-sipp]
+    .venv/bin/python bench/bench_media.py [N ...] [--seconds S] [--sipp-max N | --no-sipp] [--realtime PRIO]
 
 Benchmarks print figures; they are not tests.
 """
