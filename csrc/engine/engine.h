@@ -90,6 +90,9 @@ int engine_listen_udp(struct engine *e, const char *host, uint16_t port, uint32_
 struct engine_stream_opts {
     uint32_t idle_ms;          /* close a connection idle this long; 0 = 60000; UINT32_MAX = never */
     size_t max_queue;          /* bound of one connection's write queue in bytes; 0 = 1 MiB */
+    uint32_t max_conns;        /* bound on accepted connections, 0 = none.  At the bound a new connection
+                                * closes the least recently active idle accepted one, or is refused when all
+                                * are busy; the first time in a row a TRANSPORT_ERROR event says which */
     /* TLS only */
     const char *cert_file;     /* our certificate chain (PEM): needed to accept; a client certificate too */
     const char *key_file;      /* its key (PEM); NULL = in cert_file */
@@ -103,7 +106,9 @@ struct engine_stream_opts {
 
 /* Open a listening stream transport (TCP or TLS, RFC 3261 18) on a numeric host and port (0 = any).
  * A request sent on it opens a connection from it to the destination, or reuses the open one; responses
- * go back on the connection their request came on.  Messages are framed by Content-Length; a CRLFCRLF
+ * go back on the connection their request came on, and a request with Via ;alias (RFC 5923) makes its
+ * connection the one used for requests to the Via's sent-by (TCP; TLS when the peer's certificate was
+ * verified).  Messages are framed by Content-Length; a CRLFCRLF
  * ping is answered with a CRLF pong (RFC 5626); a framing error closes the connection with a
  * PARSE_ERROR event; a failed connect or TLS handshake ends the client transactions to that peer with
  * TRANSPORT_ERROR events naming the cause (strerror and errno name; OpenSSL's reason).  opts may be NULL
@@ -168,6 +173,7 @@ int engine_dialog_info(struct engine *e, uint32_t dialog_id, struct engine_dialo
 struct engine_counts {
     size_t transports, transactions, dialogs, pending_events, connections;
     uint64_t rx_messages, tx_messages, retransmissions, events_dropped, parse_errors;
+    uint64_t conn_limit_hits; /* connections closed or refused at a stream transport's max_conns */
 };
 void engine_get_counts(struct engine *e, struct engine_counts *out);
 

@@ -529,6 +529,8 @@ static int on_incoming_invite(struct engine *e, struct engine_event *ev)
         c->ring_at = now + (uint64_t)p->ring_ms;
     if (p->answer_ms >= 0)
         c->answer_at = now + (uint64_t)p->answer_ms;
+    /* 180 or 200 at once: they go out at the end of this loop iteration, so no 100 Trying is needed */
+    e->fast_responds_now = p->ring_ms == 0 || p->answer_ms == 0;
     size_t pos = 0;
     const struct sip_hdr *h = sipmsg_find(ev->msg, SIP_HDR_CALL_ID, NULL, &pos);
     if (h)

@@ -356,16 +356,16 @@ static int opt_path(PyObject *o, const char *what, const char **out)
 static PyObject *listen_stream(EngineObject *self, PyObject *args, PyObject *kwds, int tls)
 {
     static char *kwlist[] = {"host", "port", "idle_timeout", "max_queue", "cert", "key", "ca_file", "ca_dir",
-                             "server_name", "verify", "require_client_cert", NULL};
+                             "server_name", "verify", "require_client_cert", "max_connections", NULL};
     const char *host;
     Py_ssize_t hlen;
     int port = 0, verify = 1, require_client = 0;
     double idle = 60.0;
-    Py_ssize_t max_queue = 0;
+    Py_ssize_t max_queue = 0, max_conns = 0;
     PyObject *cert = NULL, *key = NULL, *caf = NULL, *cad = NULL, *sni = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, tls ? "s#|idn$OOOOOpp:listen_tls" : "s#|idn$OOOOOpp:listen_tcp",
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, tls ? "s#|idn$OOOOOppn:listen_tls" : "s#|idn$OOOOOppn:listen_tcp",
                                      kwlist, &host, &hlen, &port, &idle, &max_queue, &cert, &key, &caf, &cad, &sni,
-                                     &verify, &require_client))
+                                     &verify, &require_client, &max_conns))
         return NULL;
     if (check_c_string(host, hlen, "host") < 0)
         return NULL;
@@ -381,8 +381,13 @@ static PyObject *listen_stream(EngineObject *self, PyObject *args, PyObject *kwd
         PyErr_SetString(PyExc_ValueError, "max_queue must be >= 0 (0 = 1 MiB)");
         return NULL;
     }
+    if (max_conns < 0 || max_conns > 1000000) {
+        PyErr_SetString(PyExc_ValueError, "max_connections must be between 0 (no limit) and 1000000");
+        return NULL;
+    }
     struct engine_stream_opts o;
     memset(&o, 0, sizeof(o));
+    o.max_conns = (uint32_t)max_conns;
     o.idle_ms = idle == 0.0 ? UINT32_MAX : (uint32_t)(idle * 1000.0 + 0.5);
     if (o.idle_ms == 0)
         o.idle_ms = 1;
@@ -603,13 +608,14 @@ static PyObject *Engine_counts(EngineObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     struct engine_counts c;
     engine_get_counts(self->e, &c);
-    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:K,s:K}", "transports", (Py_ssize_t)c.transports,
+    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:K,s:K,s:K}", "transports", (Py_ssize_t)c.transports,
                          "connections", (Py_ssize_t)c.connections,
                          "transactions", (Py_ssize_t)c.transactions, "dialogs", (Py_ssize_t)c.dialogs,
                          "pending_events", (Py_ssize_t)c.pending_events, "rx_messages",
                          (unsigned long long)c.rx_messages, "tx_messages", (unsigned long long)c.tx_messages,
                          "retransmissions", (unsigned long long)c.retransmissions, "events_dropped",
-                         (unsigned long long)c.events_dropped, "parse_errors", (unsigned long long)c.parse_errors);
+                         (unsigned long long)c.events_dropped, "parse_errors", (unsigned long long)c.parse_errors,
+                         "conn_limit_hits", (unsigned long long)c.conn_limit_hits);
 }
 
 /* Delay in seconds (None = -1) as milliseconds. */
@@ -793,7 +799,9 @@ static PyMethodDef Engine_methods[] = {
     {"listen_udp", (PyCFunction)(void (*)(void))Engine_listen_udp, METH_VARARGS | METH_KEYWORDS,
      "listen_udp(host, port=0) -> (transport_id, bound_port)"},
     {"listen_tcp", (PyCFunction)(void (*)(void))Engine_listen_tcp, METH_VARARGS | METH_KEYWORDS,
-     "listen_tcp(host, port=0, idle_timeout=60.0, max_queue=0) -> (transport_id, bound_port)"},
+     "listen_tcp(host, port=0, idle_timeout=60.0, max_queue=0, *, max_connections=0) -> (transport_id, bound_port)\n"
+     "max_connections bounds the accepted connections (0 = no bound): at the bound the least recently active idle\n"
+     "one is closed for a new one, or the new one is refused; a transport_error event says so."},
     {"listen_tls", (PyCFunction)(void (*)(void))Engine_listen_tls, METH_VARARGS | METH_KEYWORDS,
      "listen_tls(host, port=0, idle_timeout=60.0, max_queue=0, *, cert=None, key=None, ca_file=None, ca_dir=None,\n"
      "           server_name=None, verify=True, require_client_cert=False) -> (transport_id, bound_port)"},
