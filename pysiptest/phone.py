@@ -58,7 +58,7 @@ class Phone:
                  domain: Optional[str] = None, display_name: Optional[str] = None, name: Optional[str] = None,
                  transport: str = "udp", tls: Optional[TlsConfig] = None, password: Optional[str] = None,
                  credentials: Union[Credentials, Sequence[Credentials], None] = None,
-                 fast: Optional[bool] = None) -> None:
+                 fast: Optional[bool] = None, share_port: bool = False) -> None:
         if not user or any(c in user for c in " <>@:;\"\r\n"):
             raise ValueError(f"user {user!r} must be a plain SIP user name")
         self.user = user
@@ -70,7 +70,13 @@ class Phone:
         self.proxy = proxy
         self.domain = _uri_host(domain or (proxy[0] if proxy else host))
         self.transport = check_transport(transport)
-        self.transport_id, self.port = self.engine.listen(self.transport, host, port, self, tls=tls)
+        if share_port:  # many phones on one transport (pysiptest/shared_port.py): port 0 opens a new one
+            if fast:
+                raise ValueError("a phone on a shared port cannot use the fast path (its table is per transport)")
+            from pysiptest.shared_port import listen_shared
+            self.transport_id, self.port = listen_shared(self.engine, self.transport, host, port, self, tls=tls)
+        else:
+            self.transport_id, self.port = self.engine.listen(self.transport, host, port, self, tls=tls)
         self.calls: list[Call] = []
         self._calls_by_txn: dict[int, Call] = {}
         self._calls_by_dialog: dict[int, Call] = {}
@@ -97,7 +103,7 @@ class Phone:
         self.registration = Registration(self)
         #: calls run by the C fast path, one CallSummary each as they end (``fast=True`` or ``device.fast_path``)
         self.summaries: list[CallSummary] = []
-        self.fast = self.device.fast_path if fast is None else fast
+        self.fast = (self.device.fast_path and not share_port) if fast is None else fast
         if not self.device.auto_prack:
             self.engine.core.set_auto_prack(self.transport_id, False)
         if self.fast:
