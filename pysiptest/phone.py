@@ -58,7 +58,7 @@ class Phone:
                  domain: Optional[str] = None, display_name: Optional[str] = None, name: Optional[str] = None,
                  transport: str = "udp", tls: Optional[TlsConfig] = None, password: Optional[str] = None,
                  credentials: Union[Credentials, Sequence[Credentials], None] = None,
-                 fast: Optional[bool] = None, share_port: bool = False) -> None:
+                 fast: Optional[bool] = None, share_port: bool = False, fast_summaries: bool = True) -> None:
         if not user or any(c in user for c in " <>@:;\"\r\n"):
             raise ValueError(f"user {user!r} must be a plain SIP user name")
         self.user = user
@@ -104,6 +104,9 @@ class Phone:
         #: calls run by the C fast path, one CallSummary each as they end (``fast=True`` or ``device.fast_path``)
         self.summaries: list[CallSummary] = []
         self.fast = (self.device.fast_path and not share_port) if fast is None else fast
+        #: fast path: one CallSummary per call in ``summaries`` (True), or only the counters of
+        #: :meth:`fast_counts` (False: no Python work per call, for long high-rate runs)
+        self.fast_summaries = fast_summaries
         if not self.device.auto_prack:
             self.engine.core.set_auto_prack(self.transport_id, False)
         if self.fast:
@@ -130,7 +133,7 @@ class Phone:
         contact = self._contact_headers()
         self.engine.core.set_profile(
             self.transport_id, ring_delay=dev.ring_delay, answer_delay=dev.auto_answer_after, hold=dev.hold_time,
-            summary=True, contact=contact[0][1], body=body,
+            summary=True if self.fast_summaries else "count", contact=contact[0][1], body=body,
             headers=[*contact[1:], ("Server", dev.user_agent)])
 
     def wait_summaries(self, count: int, timeout: float = 10.0) -> list[CallSummary]:
@@ -140,6 +143,11 @@ class Phone:
                 raise AssertionError(f"{self.name}: {len(self.summaries)} of {count} fast-path calls ended "
                                      f"within {timeout:g} s")
             return list(self.summaries)
+
+    def fast_counts(self) -> tuple[int, int]:
+        """Fast-path calls of this phone that ended, and how many of them were answered (counted in C)."""
+        ended, answered = self.engine.core.fast_counts(self.transport_id)
+        return int(ended), int(answered)
 
     def _ev_call_summary(self, ev: CoreEvent) -> None:
         s = CallSummary.from_info(ev.status, ev.info)

@@ -188,3 +188,41 @@ def test_max_connections_out_of_range_is_a_clear_error(core) -> None:
     a = core()
     with pytest.raises(ValueError, match="max_connections"):
         a.listen_tcp("127.0.0.1", max_connections=-1)
+
+
+def test_a_burst_of_requests_on_one_connection_gets_every_response(core) -> None:
+    """One loop iteration may read thousands of requests from one connection; their responses, more than the
+    1 MiB write queue holds, must all arrive (the batch is written out every 64 KiB, not only at the end)."""
+    import threading
+
+    host = "127.0.0.1"
+    a = core()
+    ta, pa = a.listen_tcp(host)
+    a.set_profile(ta, auto_200=["OPTIONS"], summary=False)
+    n = 8000
+    burst = b"".join(_options(host, pa, f"burst{i}", f"{host}:5999") for i in range(n))
+    s = socket.create_connection((host, pa), timeout=5)
+    got = bytearray()
+    done = threading.Event()
+
+    def reader() -> None:
+        end = time.monotonic() + 30
+        while got.count(b"SIP/2.0 200") < n and time.monotonic() < end:
+            r, _, _ = select.select([s], [], [], 0.5)
+            if r:
+                chunk = s.recv(262144)
+                if not chunk:
+                    break
+                got.extend(chunk)
+        done.set()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        s.sendall(burst)
+        done.wait(35)
+        assert got.count(b"SIP/2.0 200") == n
+        assert len(burst) > 1_000_000 and len(got) > 1_048_576  # more than one queue's worth each way
+    finally:
+        s.close()
+        t.join(5)

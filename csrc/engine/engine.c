@@ -290,10 +290,18 @@ static void udp_txq_flush(struct engine *e, struct transport *tp)
     struct udp_txd failed[TXQ_MAX];
     int ferr[TXQ_MAX];
     size_t nfailed = 0, i = 0;
+    int waited = 0;
     while (i < n) {
         int r = sendmmsg(tp->fd, msgs + i, (unsigned)(n - i), MSG_NOSIGNAL);
         if (r < 0 && errno == EINTR)
             continue;
+        if (r < 0 && (errno == EAGAIN || errno == ENOBUFS) && !waited) {
+            /* the socket buffer is full: give it a moment once per flush before calling it a failure */
+            struct pollfd pf = {.fd = tp->fd, .events = POLLOUT};
+            (void)poll(&pf, 1, 10);
+            waited = 1;
+            continue;
+        }
         if (r < 0) {
             failed[nfailed] = q->d[i];
             ferr[nfailed++] = errno;

@@ -185,7 +185,8 @@ struct engine_profile {
     int32_t answer_delay_ms; /* 200 (with body, contact, hdrs) this long after an INVITE; -1 = leave to the user */
     int32_t hold_ms;         /* send BYE this long after the call is confirmed (ACK received); -1 = never */
     unsigned auto_200;       /* ENGINE_AUTO_* bits: answer these requests with 200 by ourselves */
-    int summary;             /* 1 = fast calls give one CALL_SUMMARY event and no per-message events */
+    int summary;             /* 1 = fast calls give one CALL_SUMMARY event and no per-message events;
+                              * ENGINE_SUMMARY_COUNT = not even that: only counters (engine_fast_counts) */
     const char *contact;     /* Contact header value of our 180/200; NULL or "" = <sip:fast@host:port> */
     const char *content_type; /* of body; NULL = application/sdp */
     const char *body;        /* body of the 200 (SDP answer), may be NULL */
@@ -194,10 +195,14 @@ struct engine_profile {
     size_t nhdrs;
 };
 enum { ENGINE_AUTO_BYE = 1, ENGINE_AUTO_OPTIONS = 2, ENGINE_AUTO_NOTIFY = 4, ENGINE_AUTO_INFO = 8 };
+enum { ENGINE_SUMMARY_COUNT = 2 };
 
 /* Set (p) or clear (p NULL) the fast-path table of a transport.  0, -EINVAL, -ENOENT, -ENOMEM. */
 int engine_set_profile(struct engine *e, uint32_t transport_id, const struct engine_profile *p, char *err,
                        size_t errlen);
+/* Fast calls of a transport that ended since its first profile was set, and how many of them were answered
+ * (final status 2xx); counted in every summary mode.  0, or -ENOENT when the transport has no profile. */
+int engine_fast_counts(struct engine *e, uint32_t transport_id, uint64_t *ended, uint64_t *answered);
 
 /* Load generator: calls placed by the signalling thread at a steady rate (the UAC side of the fast path),
  * counted without events.  Templates may hold "%n" (the call number, from 1); everything is copied. */

@@ -25,6 +25,7 @@
 #include "net/tls.h"
 
 #define CONN_READ_CHUNK 16384
+#define CONN_BATCH_BYTES 65536
 
 const struct txn_cfg *engine_txn_cfg(struct engine *e, const struct transport *tp)
 {
@@ -333,8 +334,10 @@ int engine_conn_send(struct engine *e, struct transport *tp, const struct netadd
     rc = stream_tx_queue(&c->s, data, len, engine_now_ms());
     if (rc < 0)
         return rc;
-    /* inside a loop iteration: written at its end, several messages in one write */
-    if (e->tx_batching && (c->tx_listed || engine_tx_mark(e, c->id, 1) == 0)) {
+    /* inside a loop iteration: written at its end, several messages in one write (at once when 64 KiB wait:
+     * one iteration may read a great many requests from a fast peer, and the queue is bounded) */
+    if (e->tx_batching && stream_tx_pending(&c->s) < CONN_BATCH_BYTES &&
+        (c->tx_listed || engine_tx_mark(e, c->id, 1) == 0)) {
         c->tx_listed = 1;
         return 0;
     }

@@ -635,6 +635,19 @@ static int delay_ms(PyObject *o, const char *what, int32_t *out)
     return 0;
 }
 
+static PyObject *Engine_fast_counts(EngineObject *self, PyObject *args)
+{
+    unsigned int tid;
+    if (!PyArg_ParseTuple(args, "I:fast_counts", &tid) || ensure_open(self) < 0)
+        return NULL;
+    uint64_t ended = 0, answered = 0;
+    int rc;
+    ENGINE_CALL(self, rc, engine_fast_counts(self->e, tid, &ended, &answered));
+    if (rc < 0)
+        return raise_engine(self, rc, "the transport has no fast-path profile");
+    return Py_BuildValue("(KK)", (unsigned long long)ended, (unsigned long long)answered);
+}
+
 static PyObject *Engine_set_profile(EngineObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"transport_id", "ring_delay", "answer_delay", "hold", "auto_200", "summary",
@@ -643,10 +656,20 @@ static PyObject *Engine_set_profile(EngineObject *self, PyObject *args, PyObject
     PyObject *ring = Py_None, *answer = Py_None, *hold = Py_None, *autos = Py_None, *contact = Py_None,
              *ctype = Py_None, *headers = Py_None;
     int summary = 1, clear = 0;
+    PyObject *summary_obj = Py_True;
     Py_buffer body = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "I|$OOOOpOOy*Op:set_profile", kwlist, &tid, &ring, &answer, &hold,
-                                     &autos, &summary, &contact, &ctype, &body, &headers, &clear))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "I|$OOOOOOOy*Op:set_profile", kwlist, &tid, &ring, &answer, &hold,
+                                     &autos, &summary_obj, &contact, &ctype, &body, &headers, &clear))
         return NULL;
+    if (PyUnicode_Check(summary_obj) && PyUnicode_CompareWithASCIIString(summary_obj, "count") == 0) {
+        summary = ENGINE_SUMMARY_COUNT;
+    } else if (PyBool_Check(summary_obj)) {
+        summary = summary_obj == Py_True;
+    } else {
+        PyBuffer_Release(&body);
+        PyErr_SetString(PyExc_ValueError, "summary must be True, False or 'count' (counters only, fast_counts())");
+        return NULL;
+    }
     PyObject *ret = NULL, *keep = NULL, *afast = NULL;
     struct engine_hdr *h = NULL;
     size_t nh = 0;
@@ -822,7 +845,10 @@ static PyMethodDef Engine_methods[] = {
     {"set_profile", (PyCFunction)(void (*)(void))Engine_set_profile, METH_VARARGS | METH_KEYWORDS,
      "set_profile(transport_id, *, ring_delay=None, answer_delay=None, hold=None, auto_200=None (all),\n"
      "            summary=True, contact=None, content_type=None, body=b'', headers=(), clear=False)\n"
-     "Hand a transport's routine call behaviour to the signalling thread (delays in seconds, None = never)."},
+     "Hand a transport's routine call behaviour to the signalling thread (delays in seconds, None = never).\n"
+     "summary='count': no call_summary event per call, only the counters of fast_counts()."},
+    {"fast_counts", (PyCFunction)Engine_fast_counts, METH_VARARGS,
+     "fast_counts(transport_id) -> (ended, answered): fast calls of the transport that ended, and were answered."},
     {"load_start", (PyCFunction)(void (*)(void))Engine_load_start, METH_VARARGS | METH_KEYWORDS,
      "load_start(transport_id, host, port, ruri, from_uri, *, to_uri=None, rate, calls=0, concurrency=0,\n"
      "           hold=0.0, body=b'', contact=None): place calls from the signalling thread ('%n' = call number)."},
