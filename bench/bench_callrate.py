@@ -8,7 +8,8 @@ Call flow: INVITE, 100, 180, 200, ACK, BYE, 200 with zero pause.  Pairs (caller 
 
 Every side is its own process on free loopback ports, stopped by PID.  The search is bounded: the rate doubles
 from --start (each step a fixed length of calls) until a step fails (a failed call or a retransmission) or
---ceiling passes; then it bisects between the last good and the first bad rate until they are within
+--ceiling passes (a step fails too when the caller achieved less than 90% of the rate: SIPp keeps going
+below the asked rate without a failed call); then it bisects between the last good and the first bad rate until they are within
 --precision (default 10%), under an overall time cap shared out between the pairs.  A '+' marks a rate that is
 only a lower bound (the cap or the ceiling stopped the search before a failure).  CPU seconds per 1,000 calls:
 the answering side from /proc/PID/stat (utime+stime) before and after the best step; the calling side from
@@ -43,6 +44,7 @@ from pysiptest.sut._proc import ManagedProcess, free_port, wait_until  # noqa: E
 
 PY = sys.executable
 TICK = os.sysconf("SC_CLK_TCK")
+ACHIEVED_MIN = 0.9  # a step passes only when the calls went at 90% of the asked rate or more
 HOST = "127.0.0.1"
 
 
@@ -157,6 +159,8 @@ def run_step(caller: str, ans: Answerer, transport: str, rate: int, calls: int, 
     else:
         ok, why, cpu, achieved, run_cpu = pysip_caller(transport, ans.port, rate, calls, work)
     time.sleep(0.3)  # let the answerer finish its last BYE
+    if ok and achieved < ACHIEVED_MIN * rate:  # a caller that cannot keep the rate has found its limit
+        ok, why = False, f"achieved only {achieved:.0f}/s"
     st = Step(rate, calls, ok, why, cpu, run_cpu, ans.cpu() - c0, achieved)
     print(f"  {pair:12} {transport}: {rate:6} cps x {calls:6} calls: "
           f"{'ok' if ok else 'FAIL ' + why}  (achieved {achieved:.0f}/s, answerer "
