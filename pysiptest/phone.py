@@ -232,7 +232,12 @@ class Phone:
             names = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
             cond = "".join(f", {k}={v!r}" for k, v in match.items() if k != "call")
             pending = ", ".join(e.describe() for e in self._events[-10:]) or "nothing"
-            raise ExpectationError(f"{self.name} expected {names}{cond} within {timeout:g} s; pending events: {pending}")
+        # the SIP ladder of this phone when the engine keeps a trace (pysiptest/trace.py), outside the lock
+        from pysiptest import trace
+        steps = trace.format_ladder(((self.name, e) for e in trace.ladder(self)), limit=20)
+        ladder = f"\nlast SIP messages of {self.name}:\n{steps}" if steps else ""
+        raise ExpectationError(f"{self.name} expected {names}{cond} within {timeout:g} s; pending events: {pending}"
+                               + ladder)
 
     def unexpected(self) -> list[Event]:
         """Events that arrived and were not consumed by expect()."""
