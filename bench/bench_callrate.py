@@ -6,15 +6,21 @@ Call flow: INVITE, 100, 180, 200, ACK, BYE, 200 with zero pause.  Pairs (caller 
     sipp-pysip    SIPp -sn uac  -> pysiptest phone --fast
     pysip-pysip   pysiptest load -> pysiptest phone --fast
 
-Every side is its own process on free loopback ports, stopped by PID.  The rate rises in steps (each step a
-fixed length of calls) until the first step with a failed call or a retransmission, under an overall time
-cap.  CPU seconds per 1,000 calls: the answering side from /proc/PID/stat (utime+stime) before and after
-the best step; the calling side from wait4() rusage of its process (whole process, start-up included; for
-pysiptest load the in-process figure of the run alone is shown in brackets).  TLS is pysiptest only (Debian's
-SIPp has no TLS).
+Every side is its own process on free loopback ports, stopped by PID.  The search is bounded: the rate doubles
+from --start (each step a fixed length of calls) until a step fails (a failed call or a retransmission) or
+--ceiling passes (a step fails too when the caller achieved less than 90% of the rate: SIPp keeps going
+below the asked rate without a failed call); then it bisects between the last good and the first bad rate until they are within
+--precision (default 10%), under an overall time cap shared out between the pairs.  A '+' marks a rate that is
+only a lower bound (the cap or the ceiling stopped the search before a failure).  CPU seconds per 1,000 calls:
+the answering side from /proc/PID/stat (utime+stime) before and after the best step; the calling side from
+wait4() rusage of its process (whole process, start-up included; for pysiptest load the in-process figure of
+the run alone is shown in brackets).  TLS is pysiptest only (Debian's SIPp has no TLS).
+
+--fixed RATE:CALLS runs every pair once at that rate instead of searching, to compare CPU per call.
 
     .venv/bin/python bench/bench_callrate.py [--cap SECONDS] [--transports udp,tcp,tls] [--step-seconds S]
-        [--pairs sipp-sipp,sipp-pysip,pysip-pysip]
+        [--pairs sipp-sipp,sipp-pysip,pysip-pysip] [--start CPS] [--ceiling CPS] [--precision F]
+        [--fixed RATE:CALLS]
 """
 from __future__ import annotations
 
@@ -37,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 from pysiptest.sut._proc import ManagedProcess, free_port, wait_until  # noqa: E402
 
 PY = sys.executable
-RATES = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000, 7000, 8000, 10000, 12000, 15000]
 TICK = os.sysconf("SC_CLK_TCK")
+ACHIEVED_MIN = 0.9  # a step passes only when the calls went at 90% of the asked rate or more
 HOST = "127.0.0.1"
 
 
@@ -144,32 +150,68 @@ def pysip_caller(transport: str, port: int, rate: int, calls: int, work: Path) -
     return ok, why, cpu, d["call_rate"], d["cpu_s"]
 
 
-def search(pair: str, transport: str, work: Path, deadline: float, step_s: float) -> list[Step]:
+def run_step(caller: str, ans: Answerer, transport: str, rate: int, calls: int, work: Path, pair: str) -> Step:
+    """One rate step: calls at rate from a fresh caller process against the running answerer."""
+    c0 = ans.cpu()
+    run_cpu = None
+    if caller == "sipp":
+        ok, why, cpu, achieved = sipp_caller(transport, ans.port, rate, calls, work)
+    else:
+        ok, why, cpu, achieved, run_cpu = pysip_caller(transport, ans.port, rate, calls, work)
+    time.sleep(0.3)  # let the answerer finish its last BYE
+    if ok and achieved < ACHIEVED_MIN * rate:  # a caller that cannot keep the rate has found its limit
+        ok, why = False, f"achieved only {achieved:.0f}/s"
+    st = Step(rate, calls, ok, why, cpu, run_cpu, ans.cpu() - c0, achieved)
+    print(f"  {pair:12} {transport}: {rate:6} cps x {calls:6} calls: "
+          f"{'ok' if ok else 'FAIL ' + why}  (achieved {achieved:.0f}/s, answerer "
+          f"{st.callee_cpu / calls * 1000:.3f} CPU s/1k, load average {os.getloadavg()[0]:.2f})", flush=True)
+    return st
+
+
+def next_rate(steps: list[Step], start: int, ceiling: int, precision: float) -> Optional[int]:
+    """The next rate to try: doubling until the first failure, then bisection; None when done."""
+    good = [s.rate for s in steps if s.ok]
+    bad = [s.rate for s in steps if not s.ok]
+    lo = max(good) if good else 0
+    hi = min((r for r in bad if r > lo), default=None)
+    if hi is None:
+        if not steps:
+            return start
+        if lo == 0:  # the first step failed: go down
+            r = min(bad) // 2
+            return r if r >= 50 else None
+        if lo >= ceiling:
+            return None
+        return min(lo * 2, ceiling)
+    if hi - lo <= max(precision * lo, 50):
+        return None
+    return (lo + hi) // 2 // 50 * 50 or None
+
+
+def search(pair: str, transport: str, work: Path, deadline: float, step_s: float, start: int, ceiling: int,
+           precision: float) -> list[Step]:
     caller, callee = pair.split("-")
     ans = Answerer("sipp" if callee == "sipp" else "pysip", transport, work)
     steps: list[Step] = []
     try:
-        for rate in RATES:
-            if time.monotonic() > deadline:
+        while time.monotonic() < deadline:
+            rate = next_rate(steps, start, ceiling, precision)
+            if rate is None or any(s.rate == rate for s in steps):
                 break
-            calls = max(500, int(rate * step_s))
-            c0 = ans.cpu()
-            run_cpu = None
-            if caller == "sipp":
-                ok, why, cpu, achieved = sipp_caller(transport, ans.port, rate, calls, work)
-            else:
-                ok, why, cpu, achieved, run_cpu = pysip_caller(transport, ans.port, rate, calls, work)
-            time.sleep(0.3)  # let the answerer finish its last BYE
-            steps.append(Step(rate, calls, ok, why, cpu, run_cpu, ans.cpu() - c0, achieved))
-            print(f"  {pair:12} {transport}: {rate:6} cps x {calls:6} calls: "
-                  f"{'ok' if ok else 'FAIL ' + why}  (achieved {achieved:.0f}/s, answerer "
-                  f"{steps[-1].callee_cpu / calls * 1000:.3f} CPU s/1k)", flush=True)
-            if not ok:
-                break
+            steps.append(run_step(caller, ans, transport, rate, max(500, int(rate * step_s)), work, pair))
             time.sleep(0.5)
     finally:
         ans.stop()
     return steps
+
+
+def fixed(pair: str, transport: str, work: Path, rate: int, calls: int) -> list[Step]:
+    caller, callee = pair.split("-")
+    ans = Answerer("sipp" if callee == "sipp" else "pysip", transport, work)
+    try:
+        return [run_step(caller, ans, transport, rate, calls, work, pair)]
+    finally:
+        ans.stop()
 
 
 def make_cert(work: Path) -> None:
@@ -185,6 +227,12 @@ def main() -> int:
     ap.add_argument("--step-seconds", type=float, default=2.0, help="length of one rate step (default 2 s)")
     ap.add_argument("--pairs", default="sipp-sipp,sipp-pysip,pysip-pysip",
                     help="caller-answerer pairs to run (default all three)")
+    ap.add_argument("--start", type=int, default=2000, help="first rate of the search (default 2000 cps)")
+    ap.add_argument("--ceiling", type=int, default=64000, help="highest rate tried (default 64000 cps)")
+    ap.add_argument("--precision", type=float, default=0.1,
+                    help="stop bisecting when good and bad rates are within this fraction (default 0.1)")
+    ap.add_argument("--fixed", default=None, metavar="RATE:CALLS",
+                    help="run each pair once at RATE for CALLS calls instead of searching")
     args = ap.parse_args()
     if shutil.which("sipp") is None:
         print("sipp is not installed: only pysiptest pairs will run", file=sys.stderr)
@@ -200,7 +248,12 @@ def main() -> int:
     results: dict[tuple[str, str], list[Step]] = {}
     for i, (pair, t) in enumerate(plan):
         share = (t_end - time.monotonic()) / (len(plan) - i)
-        results[(pair, t)] = search(pair, t, work, time.monotonic() + max(share, 5.0), args.step_seconds)
+        if args.fixed:
+            fr, fc = (int(v) for v in args.fixed.split(":"))
+            results[(pair, t)] = fixed(pair, t, work, fr, fc)
+        else:
+            results[(pair, t)] = search(pair, t, work, time.monotonic() + max(share, 5.0), args.step_seconds,
+                                        args.start, args.ceiling, args.precision)
     print()
     print(f"{'transport':9} {'caller -> answerer':28} {'max cps':>8} {'at':>8} {'caller CPU s/1k':>18} "
           f"{'answerer CPU s/1k':>18}")
@@ -217,7 +270,7 @@ def main() -> int:
         ccpu = f"{b.caller_cpu / b.calls * 1000:.3f}"
         if b.caller_run_cpu is not None:
             ccpu += f" [{b.caller_run_cpu / b.calls * 1000:.3f}]"
-        capped = "" if len(good) < len(steps) else "+"  # + = no failure found below the cap
+        capped = "" if any(not s.ok and s.rate > b.rate for s in steps) else "+"  # + = only a lower bound
         print(f"{t:9} {names[pair]:28} {b.rate:>7}{capped:1} {b.achieved:>7.0f}/s {ccpu:>18} "
               f"{b.callee_cpu / b.calls * 1000:>18.3f}")
     for t in ("udp", "tcp"):

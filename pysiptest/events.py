@@ -5,16 +5,15 @@ Steps and tests wait for them with ``phone.expect(EventType, timeout, **match)``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     from pysiptest._core import Message
     from pysiptest.call import Call
 
 
-@dataclass(frozen=True)
-class CoreEvent:
-    """One event as it comes from the C engine."""
+class CoreEvent(NamedTuple):
+    """One event as it comes from the C engine (a named tuple: made once per event, so it must be cheap)."""
 
     kind: str
     transport_id: int
@@ -28,7 +27,7 @@ class CoreEvent:
     @classmethod
     def from_tuple(cls, t: tuple[Any, ...]) -> "CoreEvent":
         kind, tid, txn, dlg, host, port, status, msg, info = t
-        return cls(kind, tid, txn, dlg, (host, port), status, msg, info)
+        return tuple.__new__(cls, (kind, tid, txn, dlg, (host, port), status, msg, info))
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class Phone:
                  domain: Optional[str] = None, display_name: Optional[str] = None, name: Optional[str] = None,
                  transport: Optional[str] = None, tls: Optional[TlsConfig] = None, password: Optional[str] = None,
                  credentials: Union[Credentials, Sequence[Credentials], None] = None,
-                 fast: Optional[bool] = None) -> None:
+                 fast: Optional[bool] = None, share_port: bool = False, fast_summaries: bool = True) -> None:
         if not user or any(c in user for c in " <>@:;\"\r\n"):
             raise ValueError(f"user {user!r} must be a plain SIP user name")
         self.user = user
@@ -73,7 +73,13 @@ class Phone:
         self.proxy = proxy
         self.domain = _uri_host(domain or (proxy[0] if proxy else host))
         self.transport = check_transport(transport or self.device.transport)
-        self.transport_id, self.port = self.engine.listen(self.transport, host, port, self, tls=tls)
+        if share_port:  # many phones on one transport (pysiptest/shared_port.py): port 0 opens a new one
+            if fast:
+                raise ValueError("a phone on a shared port cannot use the fast path (its table is per transport)")
+            from pysiptest.shared_port import listen_shared
+            self.transport_id, self.port = listen_shared(self.engine, self.transport, host, port, self, tls=tls)
+        else:
+            self.transport_id, self.port = self.engine.listen(self.transport, host, port, self, tls=tls)
         self.calls: list[Call] = []
         self._calls_by_txn: dict[int, Call] = {}
         self._calls_by_dialog: dict[int, Call] = {}
@@ -100,7 +106,10 @@ class Phone:
         self.registration = Registration(self)
         #: calls run by the C fast path, one CallSummary each as they end (``fast=True`` or ``device.fast_path``)
         self.summaries: list[CallSummary] = []
-        self.fast = self.device.fast_path if fast is None else fast
+        self.fast = (self.device.fast_path and not share_port) if fast is None else fast
+        #: fast path: one CallSummary per call in ``summaries`` (True), or only the counters of
+        #: :meth:`fast_counts` (False: no Python work per call, for long high-rate runs)
+        self.fast_summaries = fast_summaries
         if not self.device.auto_prack:
             self.engine.core.set_auto_prack(self.transport_id, False)
         if self.fast:
@@ -127,7 +136,7 @@ class Phone:
         contact = self._contact_headers()
         self.engine.core.set_profile(
             self.transport_id, ring_delay=dev.ring_delay, answer_delay=dev.auto_answer_after, hold=dev.hold_time,
-            summary=True, contact=contact[0][1], body=body,
+            summary=True if self.fast_summaries else "count", contact=contact[0][1], body=body,
             headers=[*contact[1:], ("Server", dev.user_agent)])
 
     def wait_summaries(self, count: int, timeout: float = 10.0) -> list[CallSummary]:
@@ -137,6 +146,11 @@ class Phone:
                 raise AssertionError(f"{self.name}: {len(self.summaries)} of {count} fast-path calls ended "
                                      f"within {timeout:g} s")
             return list(self.summaries)
+
+    def fast_counts(self) -> tuple[int, int]:
+        """Fast-path calls of this phone that ended, and how many of them were answered (counted in C)."""
+        ended, answered = self.engine.core.fast_counts(self.transport_id)
+        return int(ended), int(answered)
 
     def _ev_call_summary(self, ev: CoreEvent) -> None:
         s = CallSummary.from_info(ev.status, ev.info)
@@ -218,7 +232,12 @@ class Phone:
             names = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
             cond = "".join(f", {k}={v!r}" for k, v in match.items() if k != "call")
             pending = ", ".join(e.describe() for e in self._events[-10:]) or "nothing"
-            raise ExpectationError(f"{self.name} expected {names}{cond} within {timeout:g} s; pending events: {pending}")
+        # the SIP ladder of this phone when the engine keeps a trace (pysiptest/trace.py), outside the lock
+        from pysiptest import trace
+        steps = trace.format_ladder(((self.name, e) for e in trace.ladder(self)), limit=20)
+        ladder = f"\nlast SIP messages of {self.name}:\n{steps}" if steps else ""
+        raise ExpectationError(f"{self.name} expected {names}{cond} within {timeout:g} s; pending events: {pending}"
+                               + ladder)
 
     def unexpected(self) -> list[Event]:
         """Events that arrived and were not consumed by expect()."""

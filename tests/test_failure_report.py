@@ -63,6 +63,26 @@ def test_trace_shows_what_the_engine_sent_by_itself() -> None:
                          r"1 INVITE +\[" + alice.calls[0].call_id[:8] + r"\]", text), text
 
 
+def test_expect_timeout_shows_the_phones_ladder_when_the_trace_is_on() -> None:
+    from pysiptest.errors import ExpectationError
+    from pysiptest.events import CallEnded
+
+    with Engine() as engine:
+        alice, _ = _call_and_hang_up(engine)
+        with pytest.raises(ExpectationError) as plain:
+            alice.expect(CallEnded, timeout=0.05, status=999)
+        assert "last SIP messages" not in str(plain.value)  # trace off: no ladder
+    with Engine() as engine:
+        trace.enable(engine, 64)
+        alice, _ = _call_and_hang_up(engine)
+        with pytest.raises(ExpectationError) as err:
+            alice.expect(CallEnded, timeout=0.05, status=999)
+        text = str(err.value)
+        assert "last SIP messages of alice:" in text
+        assert re.search(r"alice  -> 127\.0\.0\.1:\d+ +INVITE sip:bob@127\.0\.0\.1 SIP/2\.0 +1 INVITE", text), text
+        assert re.search(r"alice  <- 127\.0\.0\.1:\d+ +SIP/2\.0 200 OK +2 BYE", text), text
+
+
 def test_trace_keeps_only_the_newest_entries() -> None:
     with Engine() as engine:
         trace.enable(engine, 4)

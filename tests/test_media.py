@@ -294,3 +294,75 @@ def test_200_concurrent_streams_keep_time_on_one_thread(media: _core.Media) -> N
     assert max(jitter) < 5.0, max(jitter)
     print(f"200 streams: rx {min(rx)}..{max(rx)}, jitter max {max(jitter):.3f} ms "
           f"mean {sum(jitter) / len(jitter):.3f} ms, max gap {max(s['max_gap_ms'] for s in stats):.1f} ms")
+
+
+def test_a_burst_on_one_socket_is_read_whole_beside_a_steady_stream(media: _core.Media) -> None:
+    # A stream socket read one packet at a time while it holds one must still drain a burst: 120 packets at
+    # once on one socket (about 120 KB of kernel buffer with the skb overhead: within the default 208 KB),
+    # while another socket gets one packet a turn.
+    burst_id, burst_port = media.open(LOOP)
+    steady_id, steady_port = media.open(LOOP)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for seq in range(5):  # steady first: the sockets settle into one-packet reads
+            tx.sendto(rtp(seq, ts=seq * 160), (LOOP, steady_port))
+            tx.sendto(rtp(seq, ts=seq * 160, ssrc=7), (LOOP, burst_port))
+            time.sleep(0.02)
+        for seq in range(5, 125):
+            tx.sendto(rtp(seq, ts=seq * 160, ssrc=7), (LOOP, burst_port))
+        for seq in range(5, 10):
+            tx.sendto(rtp(seq, ts=seq * 160), (LOOP, steady_port))
+            time.sleep(0.005)
+    assert wait_for(lambda: media.stats(burst_id)["rx_packets"] == 125 and media.stats(steady_id)["rx_packets"] == 10), (
+        media.stats(burst_id), media.stats(steady_id))
+    st = media.stats(burst_id)
+    assert (st["rx_lost"], st["rx_out_of_order"], st["rx_duplicates"]) == (0, 0, 0), st
+
+
+def test_set_realtime_puts_the_media_thread_under_sched_fifo() -> None:
+    import os
+
+    def media_tids() -> set[int]:
+        out = set()
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/comm") as f:
+                    if f.read().strip() == "pysip-media":
+                        out.add(int(tid))
+            except OSError:
+                continue
+        return out
+
+    before = media_tids()
+    with _core.Media() as m:
+        (tid,) = media_tids() - before
+        with pytest.raises(ValueError, match="priority"):
+            m.set_realtime(100)
+        if os.geteuid() != 0:
+            with pytest.raises(PermissionError):
+                m.set_realtime(5)
+            return
+        m.set_realtime(5)
+        assert os.sched_getscheduler(tid) == os.SCHED_FIFO and os.sched_getparam(tid).sched_priority == 5
+        m.set_realtime(0)
+        assert os.sched_getscheduler(tid) == os.SCHED_OTHER
+    with pytest.raises(_core.EngineError, match="closed"):
+        m.set_realtime(1)
+
+
+def test_a_real_time_policy_inherited_from_the_creating_thread_is_kept() -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("SCHED_FIFO needs root")
+    before = {int(t) for t in os.listdir("/proc/self/task")}
+    old = os.sched_getscheduler(0), os.sched_getparam(0)
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(3))
+    try:
+        m = _core.Media()  # its thread inherits SCHED_FIFO 3 from this one
+    finally:
+        os.sched_setscheduler(0, old[0], old[1])
+    with m:
+        tids = [int(t) for t in os.listdir("/proc/self/task") if int(t) not in before]
+        media = [t for t in tids if open(f"/proc/self/task/{t}/comm").read().strip() == "pysip-media"]
+        assert len(media) == 1
+        assert os.sched_getscheduler(media[0]) == os.SCHED_FIFO and os.sched_getparam(media[0]).sched_priority == 3

@@ -540,7 +540,8 @@ def test_session_timer_expiry_phone_byes_when_sipp_does_not_refresh(sipp, answer
     call = phone.calls[0]
     st = call.session_timer
     assert st is not None and (st.interval, st.we_refresh, st.expired) == (3, False, True)
-    assert [(e.reason, e.status) for e in events(phone, CallEnded, 1)] == [("hung up", 200)]  # our BYE, answered
+    # our BYE, answered 200, with the reason the session timer gave (RFC 4028 10)
+    assert [(e.reason, e.status) for e in events(phone, CallEnded, 1)] == [("session expired: no refresh for 2.0 s", 200)]
     assert 1.6 <= _gap(run, "ACK ", "BYE ") <= 3.0, _timestamps(run)  # SE - min(32, SE/3) = 2 s
 
 

@@ -19,6 +19,20 @@
 #define RX_BATCH 32
 #define RX_MAX_PER_WAKE 512
 #define RX_BUFSZ 65536
+#define TXQ_MAX 64 /* datagrams queued on one UDP socket before an early sendmmsg */
+
+/* UDP datagrams of one loop iteration: copies in one buffer, sent with sendmmsg at the end of the iteration. */
+struct udp_txd {
+    struct netaddr to;
+    size_t off, len;
+    uint32_t txn_id, dialog_id;
+};
+struct udp_txq {
+    struct udp_txd d[TXQ_MAX];
+    size_t n;
+    char *buf;
+    size_t used, cap;
+};
 
 void engine_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -125,9 +139,15 @@ void engine_queue_event(struct engine *e, struct engine_event *ev)
         e->evq_head = ev;
     e->evq_tail = ev;
     if (e->evq_len++ == 0) {
-        uint64_t one = 1;
-        ssize_t n = write(e->evfd, &one, sizeof(one));
-        (void)n;
+        /* inside a loop iteration the reader is woken once, at its end (fewer wake-ups, larger batches);
+         * tx_batching is only set by the signalling thread while it holds engine->lock, as the caller does */
+        if (e->tx_batching) {
+            e->evq_kick_pending = 1;
+        } else {
+            uint64_t one = 1;
+            ssize_t n = write(e->evfd, &one, sizeof(one));
+            (void)n;
+        }
     }
     pthread_mutex_unlock(&e->evq_lock);
 }
@@ -197,7 +217,177 @@ struct transport *engine_transport(struct engine *e, uint32_t id)
     return strmap_get(&e->transports, k, 4);
 }
 
+int engine_tx_mark(struct engine *e, uint32_t id, int is_conn)
+{
+    if (e->ntx_pending == e->captx_pending) {
+        size_t nc = e->captx_pending ? e->captx_pending * 2 : 64;
+        struct tx_pend *n = realloc(e->tx_pending, nc * sizeof(*n));
+        if (n == NULL)
+            return -ENOMEM;
+        e->tx_pending = n;
+        e->captx_pending = nc;
+    }
+    e->tx_pending[e->ntx_pending++] = (struct tx_pend){id, is_conn};
+    return 0;
+}
+
+void engine_udp_txq_free(struct transport *tp)
+{
+    if (tp->txq) {
+        free(tp->txq->buf);
+        free(tp->txq);
+        tp->txq = NULL;
+    }
+}
+
+static int udp_send_now(struct transport *tp, const struct netaddr *to, const char *data, size_t len)
+{
+    ssize_t n;
+    do {
+        n = sendto(tp->fd, data, len, MSG_NOSIGNAL, (const struct sockaddr *)&to->ss, to->len);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : 0;
+}
+
+/* A batched datagram could not be sent: the client transactions towards that peer end (as after an ICMP
+ * error), or else the user gets a TRANSPORT_ERROR naming the transaction and dialog it belonged to. */
+static void udp_report_failed(struct engine *e, struct transport *tp, const struct udp_txd *d, int en)
+{
+    char info[160];
+    engine_set_err(info, sizeof(info), "send failed: %s", strerror(en));
+    if (engine_fail_txns_to(e, tp->id, &d->to, info) > 0)
+        return;
+    struct engine_event *ev = engine_event_new(ENGINE_EV_TRANSPORT_ERROR);
+    if (ev == NULL)
+        return;
+    ev->transport_id = tp->id;
+    ev->txn_id = d->txn_id;
+    ev->dialog_id = d->dialog_id;
+    engine_event_set_src(ev, &d->to);
+    memcpy(ev->info, info, sizeof(info) < sizeof(ev->info) ? sizeof(info) : sizeof(ev->info));
+    engine_push_event(e, ev);
+}
+
+/* Send a transport's queued datagrams: sendmmsg until all went or one failed, reported on its own. */
+static void udp_txq_flush(struct engine *e, struct transport *tp)
+{
+    struct udp_txq *q = tp->txq;
+    if (q == NULL || q->n == 0)
+        return;
+    struct mmsghdr msgs[TXQ_MAX];
+    struct iovec iov[TXQ_MAX];
+    size_t n = q->n;
+    for (size_t i = 0; i < n; i++) {
+        iov[i].iov_base = q->buf + q->d[i].off;
+        iov[i].iov_len = q->d[i].len;
+        memset(&msgs[i], 0, sizeof(msgs[i]));
+        msgs[i].msg_hdr.msg_name = &q->d[i].to.ss;
+        msgs[i].msg_hdr.msg_namelen = q->d[i].to.len;
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    /* the queue is emptied first: reporting a failure may send (never into this queue: batching is off) */
+    struct udp_txd failed[TXQ_MAX];
+    int ferr[TXQ_MAX];
+    size_t nfailed = 0, i = 0;
+    int waited = 0;
+    while (i < n) {
+        int r = sendmmsg(tp->fd, msgs + i, (unsigned)(n - i), MSG_NOSIGNAL);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == ENOBUFS) && !waited) {
+            /* the socket buffer is full: give it a moment once per flush before calling it a failure */
+            struct pollfd pf = {.fd = tp->fd, .events = POLLOUT};
+            (void)poll(&pf, 1, 10);
+            waited = 1;
+            continue;
+        }
+        if (r < 0) {
+            failed[nfailed] = q->d[i];
+            ferr[nfailed++] = errno;
+            i++;
+            continue;
+        }
+        e->tx_messages += (uint64_t)r;
+        i += (size_t)r;
+    }
+    q->n = 0;
+    q->used = 0;
+    for (size_t k = 0; k < nfailed; k++)
+        udp_report_failed(e, tp, &failed[k], ferr[k]);
+}
+
+static int udp_txq_add(struct engine *e, struct transport *tp, const struct netaddr *to, const char *data,
+                       size_t len, uint32_t txn_id, uint32_t dialog_id)
+{
+    struct udp_txq *q = tp->txq;
+    if (q == NULL) {
+        q = tp->txq = calloc(1, sizeof(*q));
+        if (q == NULL)
+            return -ENOMEM;
+    }
+    if (!tp->tx_listed) {
+        if (engine_tx_mark(e, tp->id, 0) < 0)
+            return -ENOMEM;
+        tp->tx_listed = 1;
+    }
+    if (q->n == TXQ_MAX) {
+        int saved = e->tx_batching;
+        e->tx_batching = 0;
+        udp_txq_flush(e, tp);
+        e->tx_batching = saved;
+    }
+    if (q->used + len > q->cap) {
+        size_t nc = q->cap ? q->cap : 16384;
+        while (nc < q->used + len)
+            nc *= 2;
+        char *nb = realloc(q->buf, nc);
+        if (nb == NULL)
+            return -ENOMEM;
+        q->buf = nb;
+        q->cap = nc;
+    }
+    memcpy(q->buf + q->used, data, len);
+    q->d[q->n++] = (struct udp_txd){*to, q->used, len, txn_id, dialog_id};
+    q->used += len;
+    return 0;
+}
+
+/* Write everything queued in this loop iteration, then wake the event reader once if events came. */
+static void engine_tx_flush(struct engine *e)
+{
+    e->tx_batching = 0;
+    for (size_t i = 0; i < e->ntx_pending; i++) {
+        struct tx_pend p = e->tx_pending[i];
+        if (p.is_conn) {
+            engine_conn_flush_pending(e, p.id);
+            continue;
+        }
+        struct transport *tp = engine_transport(e, p.id);
+        if (tp == NULL)
+            continue;
+        tp->tx_listed = 0;
+        udp_txq_flush(e, tp);
+    }
+    e->ntx_pending = 0;
+    pthread_mutex_lock(&e->evq_lock);
+    int kick = e->evq_kick_pending && e->evq_len > 0;
+    e->evq_kick_pending = 0;
+    pthread_mutex_unlock(&e->evq_lock);
+    if (kick) {
+        uint64_t one = 1;
+        ssize_t n = write(e->evfd, &one, sizeof(one));
+        (void)n;
+    }
+}
+
 int engine_sendto(struct engine *e, uint32_t transport_id, const struct netaddr *to, const char *data, size_t len)
+{
+    return engine_sendto_ctx(e, transport_id, to, data, len, 0, 0);
+}
+
+int engine_sendto_ctx(struct engine *e, uint32_t transport_id, const struct netaddr *to, const char *data,
+                      size_t len, uint32_t txn_id, uint32_t dialog_id)
 {
     struct transport *tp = engine_transport(e, transport_id);
     if (tp == NULL)
@@ -208,14 +398,12 @@ int engine_sendto(struct engine *e, uint32_t transport_id, const struct netaddr 
             e->tx_messages++;
         return rc;
     }
-    ssize_t n;
-    do {
-        n = sendto(tp->fd, data, len, MSG_NOSIGNAL, (const struct sockaddr *)&to->ss, to->len);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -errno;
-    e->tx_messages++;
-    return 0;
+    if (e->tx_batching && udp_txq_add(e, tp, to, data, len, txn_id, dialog_id) == 0)
+        return 0; /* counted in tx_messages when sent */
+    int rc = udp_send_now(tp, to, data, len);
+    if (rc == 0)
+        e->tx_messages++;
+    return rc;
 }
 
 void engine_schedule_txn(struct engine *e, struct etxn *x)
@@ -300,6 +488,7 @@ static void *engine_thread(void *arg)
         if (atomic_load(&e->stop))
             break;
         pthread_mutex_lock(&e->lock);
+        e->tx_batching = 1;
         for (int i = 0; i < n; i++) {
             uint32_t id = evs[i].data.u32;
             if (id == 0) {
@@ -332,6 +521,7 @@ static void *engine_thread(void *arg)
             else
                 engine_on_timer(e, &te, now);
         }
+        engine_tx_flush(e);
         pthread_mutex_unlock(&e->lock);
     }
     free(bufs);
@@ -434,6 +624,7 @@ void engine_free(struct engine *e)
     strmap_free(&e->dlg_by_key);
     strmap_free(&e->conns);
     strmap_free(&e->conn_by_peer);
+    free(e->tx_pending);
     pthread_mutex_destroy(&e->lock);
     pthread_mutex_destroy(&e->evq_lock);
     free(e);
@@ -522,6 +713,7 @@ int engine_listen_udp(struct engine *e, const char *host, uint16_t port, uint32_
     int rc = engine_transport_register(e, tp, err, errlen);
     if (rc < 0) {
         close(fd);
+        engine_udp_txq_free(tp);
         free(tp);
         return rc;
     }
@@ -541,6 +733,7 @@ void engine_get_counts(struct engine *e, struct engine_counts *out)
     out->tx_messages = e->tx_messages;
     out->retransmissions = e->retransmissions;
     out->parse_errors = e->parse_errors;
+    out->conn_limit_hits = e->conn_limit_hits;
     pthread_mutex_unlock(&e->lock);
     pthread_mutex_lock(&e->evq_lock);
     out->pending_events = e->evq_len;

@@ -90,6 +90,9 @@ int engine_listen_udp(struct engine *e, const char *host, uint16_t port, uint32_
 struct engine_stream_opts {
     uint32_t idle_ms;          /* close a connection idle this long; 0 = 60000; UINT32_MAX = never */
     size_t max_queue;          /* bound of one connection's write queue in bytes; 0 = 1 MiB */
+    uint32_t max_conns;        /* bound on accepted connections, 0 = none.  At the bound a new connection
+                                * closes the least recently active idle accepted one, or is refused when all
+                                * are busy; the first time in a row a TRANSPORT_ERROR event says which */
     /* TLS only */
     const char *cert_file;     /* our certificate chain (PEM): needed to accept; a client certificate too */
     const char *key_file;      /* its key (PEM); NULL = in cert_file */
@@ -103,7 +106,9 @@ struct engine_stream_opts {
 
 /* Open a listening stream transport (TCP or TLS, RFC 3261 18) on a numeric host and port (0 = any).
  * A request sent on it opens a connection from it to the destination, or reuses the open one; responses
- * go back on the connection their request came on.  Messages are framed by Content-Length; a CRLFCRLF
+ * go back on the connection their request came on, and a request with Via ;alias (RFC 5923) makes its
+ * connection the one used for requests to the Via's sent-by (TCP; TLS when the peer's certificate was
+ * verified).  Messages are framed by Content-Length; a CRLFCRLF
  * ping is answered with a CRLF pong (RFC 5626); a framing error closes the connection with a
  * PARSE_ERROR event; a failed connect or TLS handshake ends the client transactions to that peer with
  * TRANSPORT_ERROR events naming the cause (strerror and errno name; OpenSSL's reason).  opts may be NULL
@@ -170,6 +175,7 @@ int engine_dialog_info(struct engine *e, uint32_t dialog_id, struct engine_dialo
 struct engine_counts {
     size_t transports, transactions, dialogs, pending_events, connections;
     uint64_t rx_messages, tx_messages, retransmissions, events_dropped, parse_errors;
+    uint64_t conn_limit_hits; /* connections closed or refused at a stream transport's max_conns */
 };
 void engine_get_counts(struct engine *e, struct engine_counts *out);
 
@@ -181,7 +187,8 @@ struct engine_profile {
     int32_t answer_delay_ms; /* 200 (with body, contact, hdrs) this long after an INVITE; -1 = leave to the user */
     int32_t hold_ms;         /* send BYE this long after the call is confirmed (ACK received); -1 = never */
     unsigned auto_200;       /* ENGINE_AUTO_* bits: answer these requests with 200 by ourselves */
-    int summary;             /* 1 = fast calls give one CALL_SUMMARY event and no per-message events */
+    int summary;             /* 1 = fast calls give one CALL_SUMMARY event and no per-message events;
+                              * ENGINE_SUMMARY_COUNT = not even that: only counters (engine_fast_counts) */
     const char *contact;     /* Contact header value of our 180/200; NULL or "" = <sip:fast@host:port> */
     const char *content_type; /* of body; NULL = application/sdp */
     const char *body;        /* body of the 200 (SDP answer), may be NULL */
@@ -190,10 +197,14 @@ struct engine_profile {
     size_t nhdrs;
 };
 enum { ENGINE_AUTO_BYE = 1, ENGINE_AUTO_OPTIONS = 2, ENGINE_AUTO_NOTIFY = 4, ENGINE_AUTO_INFO = 8 };
+enum { ENGINE_SUMMARY_COUNT = 2 };
 
 /* Set (p) or clear (p NULL) the fast-path table of a transport.  0, -EINVAL, -ENOENT, -ENOMEM. */
 int engine_set_profile(struct engine *e, uint32_t transport_id, const struct engine_profile *p, char *err,
                        size_t errlen);
+/* Fast calls of a transport that ended since its first profile was set, and how many of them were answered
+ * (final status 2xx); counted in every summary mode.  0, or -ENOENT when the transport has no profile. */
+int engine_fast_counts(struct engine *e, uint32_t transport_id, uint64_t *ended, uint64_t *answered);
 
 /* Load generator: calls placed by the signalling thread at a steady rate (the UAC side of the fast path),
  * counted without events.  Templates may hold "%n" (the call number, from 1); everything is copied. */

@@ -25,6 +25,7 @@
 #include "net/tls.h"
 
 #define CONN_READ_CHUNK 16384
+#define CONN_BATCH_BYTES 65536
 
 const struct txn_cfg *engine_txn_cfg(struct engine *e, const struct transport *tp)
 {
@@ -111,6 +112,9 @@ static void conn_unindex(struct engine *e, struct conn *c)
     if (c->klen && strmap_get(&e->conn_by_peer, c->key, c->klen) == c)
         strmap_del(&e->conn_by_peer, c->key, c->klen);
     c->klen = 0;
+    if (c->alias_klen && strmap_get(&e->conn_by_peer, c->alias_key, c->alias_klen) == c)
+        strmap_del(&e->conn_by_peer, c->alias_key, c->alias_klen);
+    c->alias_klen = 0;
 }
 
 static void conn_close(struct engine *e, struct conn *c)
@@ -118,6 +122,11 @@ static void conn_close(struct engine *e, struct conn *c)
     unsigned char k[4];
     strmap_idkey(c->id, k);
     strmap_del(&e->conns, k, 4);
+    if (!c->outgoing) {
+        struct transport *tp = engine_transport(e, c->transport_id);
+        if (tp && tp->n_accepted > 0 && --tp->n_accepted < tp->max_conns)
+            tp->conn_limit_full = 0;
+    }
     conn_unindex(e, c);
     (void)epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     conn_destroy(c);
@@ -325,6 +334,13 @@ int engine_conn_send(struct engine *e, struct transport *tp, const struct netadd
     rc = stream_tx_queue(&c->s, data, len, engine_now_ms());
     if (rc < 0)
         return rc;
+    /* inside a loop iteration: written at its end, several messages in one write (at once when 64 KiB wait:
+     * one iteration may read a great many requests from a fast peer, and the queue is bounded) */
+    if (e->tx_batching && stream_tx_pending(&c->s) < CONN_BATCH_BYTES &&
+        (c->tx_listed || engine_tx_mark(e, c->id, 1) == 0)) {
+        c->tx_listed = 1;
+        return 0;
+    }
     int ww = 0;
     char why[160];
     rc = conn_flush(c, &ww, why, sizeof(why));
@@ -334,6 +350,49 @@ int engine_conn_send(struct engine *e, struct transport *tp, const struct netadd
     }
     conn_set_mask(e, c, ww);
     return 0;
+}
+
+void engine_conn_flush_pending(struct engine *e, uint32_t conn_id)
+{
+    struct conn *c = engine_conn_get(e, conn_id);
+    if (c == NULL || !c->tx_listed)
+        return;
+    c->tx_listed = 0;
+    int ww = 0;
+    char why[160];
+    if (conn_flush(c, &ww, why, sizeof(why)) < 0) {
+        conn_break(e, c); /* the epoll handler sees the hang-up and reports it */
+        return;
+    }
+    conn_set_mask(e, c, ww);
+}
+
+void engine_conn_alias(struct engine *e, struct transport *tp, const struct netaddr *src, const struct sip_via *via)
+{
+    struct sip_str val;
+    struct conn *c = e->rx_conn ? engine_conn_get(e, e->rx_conn) : NULL;
+    if (c == NULL || c->outgoing || c->alias_klen || sip_param_find(via->params, "alias", &val) != 0)
+        return;
+    /* TLS: only a peer whose certificate we verified may name another address for itself (RFC 5923 5) */
+    if (c->ssl && !(SSL_get0_peer_certificate(c->ssl) && SSL_get_verify_result(c->ssl) == X509_V_OK))
+        return;
+    char host[64];
+    if (via->host.len == 0 || via->host.len >= sizeof(host))
+        return;
+    memcpy(host, via->host.p, via->host.len);
+    host[via->host.len] = '\0';
+    struct netaddr a;
+    uint16_t port = via->port > 0 ? (uint16_t)via->port : (tp->kind == TP_TLS ? 5061 : 5060);
+    if (netaddr_set(&a, host, port) < 0 || netaddr_eq(&a, src) || a.ss.ss_family != src->ss.ss_family)
+        return;
+    unsigned char k[4 + sizeof(struct sockaddr_storage)];
+    size_t kl = peer_key(tp->id, &a, k);
+    if (strmap_get(&e->conn_by_peer, k, kl) != NULL)
+        return; /* a connection to that address exists already: keep using it */
+    if (strmap_put(&e->conn_by_peer, k, kl, c) == 0) {
+        memcpy(c->alias_key, k, kl);
+        c->alias_klen = kl;
+    }
 }
 
 /* Framed messages out of the receive buffer; 0, or -1 when the connection was closed. */
@@ -371,7 +430,10 @@ static int conn_deliver(struct engine *e, struct conn *c)
         }
         e->rx_messages++;
         struct netaddr src = c->peer;
+        uint32_t outer = e->rx_conn;
+        e->rx_conn = id;
         engine_on_datagram(e, tp, m, n, &src);
+        e->rx_conn = outer;
         if (engine_conn_get(e, id) != c)
             return -1;
     }
@@ -499,6 +561,44 @@ void engine_conn_on_io(struct engine *e, struct conn *c, uint32_t events)
     conn_set_mask(e, c, ww || ww2);
 }
 
+/* The accepted connection of tp that was active least recently, with nothing waiting to be written. */
+static struct conn *least_recent_idle(struct engine *e, const struct transport *tp)
+{
+    struct conn *best = NULL;
+    size_t i = 0;
+    long s;
+    while ((s = strmap_next(&e->conns, &i)) >= 0) {
+        struct conn *c = e->conns.s[s].val;
+        if (c->transport_id != tp->id || c->outgoing || c->handshaking || stream_tx_pending(&c->s) > 0)
+            continue;
+        if (best == NULL || c->s.last_active < best->s.last_active)
+            best = c;
+    }
+    return best;
+}
+
+/* The accepted-connection limit of tp is reached: make room by closing the least recently active idle
+ * connection, else refuse the new one.  1 = the new connection may stay. */
+static int conn_limit(struct engine *e, struct transport *tp, const struct netaddr *peer)
+{
+    struct conn *old = least_recent_idle(e, tp);
+    char p[72], o[72], info[200];
+    peer_text(peer, p, sizeof(p));
+    e->conn_limit_hits++;
+    if (old)
+        peer_text(&old->peer, o, sizeof(o));
+    engine_set_err(info, sizeof(info), "%s connection limit %u reached on %s port %u: %s%s", engine_tp_name(tp),
+                   tp->max_conns, tp->host, tp->port, old ? "closed the least recently active connection from " :
+                   "refused the connection from ", old ? o : p);
+    if (old)
+        conn_close(e, old);
+    if (!tp->conn_limit_full) { /* one event each time the limit is reached, not one per connection */
+        tp->conn_limit_full = 1;
+        push_error(e, ENGINE_EV_TRANSPORT_ERROR, tp->id, peer, info);
+    }
+    return old != NULL;
+}
+
 void engine_tp_on_accept(struct engine *e, struct transport *tp)
 {
     for (int i = 0; i < 64; i++) {
@@ -508,6 +608,10 @@ void engine_tp_on_accept(struct engine *e, struct transport *tp)
         int fd = accept4(tp->fd, (struct sockaddr *)&peer.ss, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
+        if (tp->max_conns && tp->n_accepted >= tp->max_conns && !conn_limit(e, tp, &peer)) {
+            close(fd);
+            continue;
+        }
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         struct conn *c = conn_new(e, tp, fd, &peer, 0);
@@ -515,6 +619,7 @@ void engine_tp_on_accept(struct engine *e, struct transport *tp)
             close(fd);
             continue;
         }
+        tp->n_accepted++;
         if (tp->kind == TP_TLS && tls_setup(tp, c, 0) < 0)
             conn_close(e, c);
     }
@@ -567,6 +672,7 @@ void engine_udp_on_error(struct engine *e, struct transport *tp)
 
 void engine_transport_destroy(struct transport *tp)
 {
+    engine_udp_txq_free(tp);
     if (tp->fd >= 0)
         close(tp->fd);
     if (tp->ssl_ctx)
@@ -651,6 +757,7 @@ int engine_listen_stream(struct engine *e, enum tp_kind kind, const char *host, 
     tp->verify = !opts->no_verify;
     tp->idle_ms = opts->idle_ms ? opts->idle_ms : STREAM_DEFAULT_IDLE_MS;
     tp->max_queue = opts->max_queue;
+    tp->max_conns = opts->max_conns;
     if (opts->server_name)
         snprintf(tp->server_name, sizeof(tp->server_name), "%s", opts->server_name);
     netaddr_format(&a, tp->host, sizeof(tp->host), &tp->port);

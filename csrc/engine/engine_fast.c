@@ -35,6 +35,7 @@ struct fprofile {
     size_t n180;
     struct engine_hdr *h200; /* Contact + Content-Type (with a body) + extra */
     size_t n200;
+    uint64_t ended, answered; /* fast calls of the transport that ended (kept when the profile is replaced) */
 };
 
 enum fc_state { FC_INVITED, FC_ANSWERED, FC_CONFIRMED, FC_BYE_SENT };
@@ -323,7 +324,14 @@ static void fcall_finish(struct engine *e, struct fcall *c, int status, const ch
         if (l->running && (l->max_concurrent == 0 || l->active < l->max_concurrent))
             load_schedule(e, l, engine_now_ms());
     }
-    if (c->summary) {
+    if (!c->uac) {
+        struct fprofile *p = idmap_get(&f->profiles, c->transport_id);
+        if (p) {
+            p->ended++;
+            p->answered += c->final_status >= 200 && c->final_status < 300;
+        }
+    }
+    if (c->summary == 1) {
         struct engine_event *ev = engine_event_new(ENGINE_EV_CALL_SUMMARY);
         if (ev) {
             ev->transport_id = c->transport_id;
@@ -369,6 +377,10 @@ int engine_set_profile(struct engine *e, uint32_t transport_id, const struct eng
         if (p->ring_delay_ms < -1 || p->answer_delay_ms < -1 || p->hold_ms < -1 || p->ring_delay_ms > 86400000 ||
             p->answer_delay_ms > 86400000 || p->hold_ms > 86400000) {
             engine_set_err(err, errlen, "delays must be -1 (none) or 0..86400000 ms");
+            return -EINVAL;
+        }
+        if (p->summary < 0 || p->summary > ENGINE_SUMMARY_COUNT) {
+            engine_set_err(err, errlen, "summary must be 0, 1 or %d (counters only)", ENGINE_SUMMARY_COUNT);
             return -EINVAL;
         }
         if (p->auto_200 & ~(unsigned)(ENGINE_AUTO_BYE | ENGINE_AUTO_OPTIONS | ENGINE_AUTO_NOTIFY | ENGINE_AUTO_INFO)) {
@@ -459,6 +471,10 @@ int engine_set_profile(struct engine *e, uint32_t transport_id, const struct eng
     unsigned char k[4];
     strmap_idkey(transport_id, k);
     struct fprofile *old = strmap_del(&f->profiles, k, 4);
+    if (old && np) {
+        np->ended = old->ended;
+        np->answered = old->answered;
+    }
     profile_free(old);
     if (np && strmap_put(&f->profiles, k, 4, np) < 0) {
         profile_free(np);
@@ -467,6 +483,18 @@ int engine_set_profile(struct engine *e, uint32_t transport_id, const struct eng
     }
     pthread_mutex_unlock(&e->lock);
     return rc;
+}
+
+int engine_fast_counts(struct engine *e, uint32_t transport_id, uint64_t *ended, uint64_t *answered)
+{
+    pthread_mutex_lock(&e->lock);
+    const struct fprofile *p = e->fast ? idmap_get(&e->fast->profiles, transport_id) : NULL;
+    if (p) {
+        *ended = p->ended;
+        *answered = p->answered;
+    }
+    pthread_mutex_unlock(&e->lock);
+    return p ? 0 : -ENOENT;
 }
 
 /* ---- the event hook ------------------------------------------------------------------------------------ */
@@ -521,7 +549,7 @@ static int on_incoming_invite(struct engine *e, struct engine_event *ev)
         return 0;
     }
     c->invite_txn = ev->txn_id;
-    c->summary = p->summary && p->answer_ms >= 0;
+    c->summary = p->answer_ms >= 0 ? p->summary : 0;
     c->t_invite_us = now_us();
     uint64_t now = engine_now_ms();
     /* deadlines are CLOCK_MONOTONIC milliseconds (never 0 in practice); 0 means none */
@@ -529,6 +557,8 @@ static int on_incoming_invite(struct engine *e, struct engine_event *ev)
         c->ring_at = now + (uint64_t)p->ring_ms;
     if (p->answer_ms >= 0)
         c->answer_at = now + (uint64_t)p->answer_ms;
+    /* 180 or 200 at once: they go out at the end of this loop iteration, so no 100 Trying is needed */
+    e->fast_responds_now = p->ring_ms == 0 || p->answer_ms == 0;
     size_t pos = 0;
     const struct sip_hdr *h = sipmsg_find(ev->msg, SIP_HDR_CALL_ID, NULL, &pos);
     if (h)

@@ -34,6 +34,11 @@ struct transport {
     char server_name[256];      /* TLS client: SNI and verified name; empty = verify the peer's IP */
     int verify;
     int no_auto_prack; /* 1 = reliable provisionals received here are not PRACKed by the engine */
+    uint32_t max_conns;     /* stream: bound on accepted connections (0 = none) */
+    uint32_t n_accepted;    /* stream: accepted connections open now */
+    int conn_limit_full;    /* stream: the limit was hit and reported, not yet cleared */
+    struct udp_txq *txq;    /* UDP: datagrams queued in this loop iteration (engine.c), NULL when none yet */
+    int tx_listed;          /* UDP: in engine->tx_pending */
 };
 
 /* One TCP or TLS connection of a stream transport (engine_conn.c); epoll data is its id. */
@@ -51,6 +56,11 @@ struct conn {
     uint32_t gen;      /* idle timer generation */
     unsigned char key[4 + sizeof(struct sockaddr_storage)];
     size_t klen;
+    int tx_listed;     /* in engine->tx_pending: bytes queued in this loop iteration, written at its end */
+    /* RFC 5923: the peer's Via sent-by (host:port with ;alias) reaches it on this connection: key in
+     * conn_by_peer under that address too (alias_klen 0 = none) */
+    unsigned char alias_key[4 + sizeof(struct sockaddr_storage)];
+    size_t alias_klen;
 };
 
 struct etxn {
@@ -126,6 +136,17 @@ struct engine {
     uint64_t rng;
 
     uint64_t rx_messages, tx_messages, retransmissions, parse_errors;
+    /* Sends from the signalling thread inside one loop iteration are batched (tx_batching set while it holds
+     * the lock): UDP datagrams wait in their transport's txq and stream bytes in their connection's queue;
+     * engine_tx_flush() writes them (one sendmmsg per UDP socket, one write per connection) before the lock
+     * is released.  tx_pending lists what has something queued: UDP transport ids and connection ids. */
+    int tx_batching;
+    struct tx_pend { uint32_t id; int is_conn; } *tx_pending;
+    size_t ntx_pending, captx_pending;
+    int evq_kick_pending; /* an event was queued in this iteration: write evfd once at its end */
+    int fast_responds_now; /* set by the fast path: the INVITE being handled gets its 180/200 in this iteration */
+    uint32_t rx_conn;     /* the connection whose message engine_on_datagram is handling, 0 = none (UDP) */
+    uint64_t conn_limit_hits; /* connections refused or closed by the accepted-connection limit */
     struct engine_fast *fast; /* engine_fast.c: profiles, fast calls, load generator (NULL until used) */
     struct engine_trace *trace; /* engine_trace.c: message trace ring, NULL while off */
 
@@ -148,6 +169,13 @@ void engine_queue_event(struct engine *e, struct engine_event *ev); /* takes ev 
 struct engine_event *engine_event_new(enum engine_event_kind kind);
 void engine_event_set_src(struct engine_event *ev, const struct netaddr *a);
 int engine_sendto(struct engine *e, uint32_t transport_id, const struct netaddr *to, const char *data, size_t len);
+/* engine_sendto naming the transaction and dialog the bytes belong to: a batched datagram whose send fails at
+ * the end of the iteration ends that peer's client transactions, or gives a TRANSPORT_ERROR with these ids. */
+int engine_sendto_ctx(struct engine *e, uint32_t transport_id, const struct netaddr *to, const char *data,
+                      size_t len, uint32_t txn_id, uint32_t dialog_id);
+/* Note that a transport (is_conn 0) or connection (1) has bytes queued for engine_tx_flush; 0 or -ENOMEM. */
+int engine_tx_mark(struct engine *e, uint32_t id, int is_conn);
+void engine_udp_txq_free(struct transport *tp);
 struct transport *engine_transport(struct engine *e, uint32_t id);
 /* Give a listening transport (tp->fd set) an id, enter it in the table and the epoll set. 0, or a negative
  * errno with err filled; on failure tp is in neither and the caller frees it. */
@@ -217,6 +245,11 @@ void engine_conn_on_io(struct engine *e, struct conn *c, uint32_t events);
 void engine_tp_on_accept(struct engine *e, struct transport *tp);
 void engine_conn_on_timer(struct engine *e, const struct timer_entry *te, uint64_t now);
 void engine_udp_on_error(struct engine *e, struct transport *tp); /* drain the ICMP error queue */
+/* Write what a connection queued during the loop iteration (engine_tx_flush). */
+void engine_conn_flush_pending(struct engine *e, uint32_t conn_id);
+/* RFC 5923: a request with Via ;alias arrived on a stream connection from src: requests to the Via's
+ * sent-by reuse that connection. */
+void engine_conn_alias(struct engine *e, struct transport *tp, const struct netaddr *src, const struct sip_via *via);
 void engine_conns_free_all(struct engine *e);
 void engine_transport_destroy(struct transport *tp);
 

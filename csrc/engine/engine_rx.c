@@ -197,7 +197,7 @@ static int send_or_report(struct engine *e, uint32_t transport_id, const struct 
 {
     if (data.len == 0)
         return 0;
-    int rc = engine_sendto(e, transport_id, to, data.p, data.len);
+    int rc = engine_sendto_ctx(e, transport_id, to, data.p, data.len, txn_id, dialog_id);
     if (e->trace != NULL && rc == 0)
         engine_trace_record(e, transport_id, 1, to, data.p, data.len);
     if (rc < 0) {
@@ -261,6 +261,12 @@ void engine_txn_outputs(struct engine *e, struct etxn *x, const struct txn_out *
         engine_txn_remove(e, x);
         return;
     }
+    /* a server transaction with its final response only matches retransmissions and ACKs by its key: the
+     * request is not needed any more (it was most of the memory a completed transaction kept for Timer J/L) */
+    if ((x->kind == TXN_IST || x->kind == TXN_NIST) && x->req && txn_last_status(x->t) >= 200) {
+        sipmsg_free(x->req);
+        x->req = NULL;
+    }
     engine_schedule_txn(e, x);
 }
 
@@ -303,14 +309,24 @@ static void add_top_via(struct sipbuf *b, struct sip_str value, const struct net
         if (sip_str_ieqc(name, "received"))
             continue;
         if (sip_str_ieqc(name, "rport")) {
-            sipbuf_addf(b, ";rport=%u", port);
+            char pn[8];
+            size_t pl = sizeof(pn);
+            unsigned pv = port;
+            do {
+                pn[--pl] = (char)('0' + pv % 10);
+                pv /= 10;
+            } while (pv && pl > 0);
+            sipbuf_addc(b, ";rport=");
+            sipbuf_add(b, pn + pl, sizeof(pn) - pl);
             continue;
         }
         sipbuf_addc(b, ";");
         sipbuf_adds(b, item);
     }
-    if (via.has_rport || !sip_str_eqc(via.host, host))
-        sipbuf_addf(b, ";received=%s", host);
+    if (via.has_rport || !sip_str_eqc(via.host, host)) {
+        sipbuf_addc(b, ";received=");
+        sipbuf_addc(b, host);
+    }
     /* the other Via values of the same header line, unchanged */
     const char *tail = el.p + el.len, *end = value.p + value.len;
     sipbuf_add(b, tail, (size_t)(end - tail));
@@ -321,7 +337,13 @@ int engine_build_response(struct engine *e, const struct sipmsg *req, const stru
                           size_t nhdrs, const char *body, size_t blen, struct sipbuf *b)
 {
     int top_via = 1;
-    sipbuf_addf(b, "SIP/2.0 %d %s\r\n", status, reason && *reason ? reason : default_reason(status));
+    if (status < 100 || status > 699)
+        return -EINVAL;
+    char code[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10), (char)('0' + status % 10), ' '};
+    sipbuf_addc(b, "SIP/2.0 ");
+    sipbuf_add(b, code, 4);
+    sipbuf_addc(b, reason && *reason ? reason : default_reason(status));
+    sipbuf_addc(b, "\r\n");
     for (size_t i = 0; i < req->nhdrs; i++) {
         const struct sip_hdr *h = &req->hdrs[i];
         const char *name = NULL; /* copied as is under its long name (RFC 3261 8.2.6.2) */
@@ -339,8 +361,10 @@ int engine_build_response(struct engine *e, const struct sipmsg *req, const stru
             struct sip_nameaddr na;
             sipbuf_addc(b, "To: ");
             sipbuf_adds(b, h->value);
-            if (to_tag && sip_nameaddr_parse(h->value, &na, NULL) == 0 && na.tag.len == 0)
-                sipbuf_addf(b, ";tag=%s", to_tag);
+            if (to_tag && sip_nameaddr_parse(h->value, &na, NULL) == 0 && na.tag.len == 0) {
+                sipbuf_addc(b, ";tag=");
+                sipbuf_addc(b, to_tag);
+            }
             sipbuf_addc(b, "\r\n");
             continue;
         }
@@ -351,7 +375,8 @@ int engine_build_response(struct engine *e, const struct sipmsg *req, const stru
         default: break;
         }
         if (name != NULL) {
-            sipbuf_addf(b, "%s: ", name);
+            sipbuf_addc(b, name);
+            sipbuf_addc(b, ": ");
             sipbuf_adds(b, h->value);
             sipbuf_addc(b, "\r\n");
         }
@@ -360,11 +385,27 @@ int engine_build_response(struct engine *e, const struct sipmsg *req, const stru
     for (size_t i = 0; i < nhdrs; i++)
         if (strcasecmp(hdrs[i].name, "Server") == 0 || strcasecmp(hdrs[i].name, "User-Agent") == 0)
             have_server = 1;
-    if (!have_server && e->cfg.user_agent[0])
-        sipbuf_addf(b, "Server: %s\r\n", e->cfg.user_agent);
-    for (size_t i = 0; i < nhdrs; i++)
-        sipbuf_addf(b, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
-    sipbuf_addf(b, "Content-Length: %zu\r\n\r\n", blen);
+    if (!have_server && e->cfg.user_agent[0]) {
+        sipbuf_addc(b, "Server: ");
+        sipbuf_addc(b, e->cfg.user_agent);
+        sipbuf_addc(b, "\r\n");
+    }
+    for (size_t i = 0; i < nhdrs; i++) {
+        sipbuf_addc(b, hdrs[i].name);
+        sipbuf_addc(b, ": ");
+        sipbuf_addc(b, hdrs[i].value);
+        sipbuf_addc(b, "\r\n");
+    }
+    char num[24];
+    size_t nl = sizeof(num);
+    size_t v = blen;
+    do {
+        num[--nl] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && nl > 0);
+    sipbuf_addc(b, "Content-Length: ");
+    sipbuf_add(b, num + nl, sizeof(num) - nl);
+    sipbuf_addc(b, "\r\n\r\n");
     if (blen)
         sipbuf_add(b, body, blen);
     return b->err;
@@ -376,11 +417,8 @@ static void response_dest(const struct transport *tp, const struct sip_via *via,
                           struct netaddr *out)
 {
     *out = *src;
-    if (tp->kind == TP_UDP && !via->has_rport && via->port > 0) {
-        char h[64];
-        netaddr_format(src, h, sizeof(h), NULL);
-        (void)netaddr_set(out, h, (uint16_t)via->port);
-    }
+    if (tp->kind == TP_UDP && !via->has_rport && via->port > 0 && via->port <= 65535)
+        netaddr_set_port(out, (uint16_t)via->port);
 }
 
 /* Stateless response (no transaction), e.g. 481 to a stray CANCEL; to_tag NULL makes a new one. */
@@ -557,6 +595,8 @@ static void on_request(struct engine *e, struct transport *tp, struct sipmsg *ms
         sipmsg_free(msg);
         return;
     }
+    if (tp->kind != TP_UDP)
+        engine_conn_alias(e, tp, src, &via); /* RFC 5923 */
     if (sip_str_eqc(msg->method, "ACK")) {
         on_ack(e, tp, msg, &via, src);
         return;
@@ -636,8 +676,11 @@ static void on_request(struct engine *e, struct transport *tp, struct sipmsg *ms
         /* RFC 3262: the engine answers the PRACK (200 when it matches, else 481); the user sees it like an ACK */
         engine_prack_on_prack(e, x, d);
     }
-    if (is_invite) {
-        /* 100 Trying at once (RFC 3261 17.2.1): the user may take longer than 200 ms */
+    /* 100 Trying at once (RFC 3261 17.2.1): the user may take longer than 200 ms; not when the fast path
+     * sends its 180 or 200 before this loop iteration ends (it said so while it looked at the request) */
+    int fast_now = e->fast_responds_now;
+    e->fast_responds_now = 0;
+    if (is_invite && !fast_now) {
         struct sipbuf b;
         sipbuf_init(&b);
         if (engine_build_response(e, msg, &x->peer, 100, NULL, NULL, 0, NULL, 0, NULL, 0, &b) == 0) {

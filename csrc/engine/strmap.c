@@ -79,7 +79,7 @@ int strmap_put(struct strmap *m, const void *key, size_t klen, void *val)
         m->s[i].val = val;
         return 0;
     }
-    if ((m->n + 1) * 4 > m->cap * 3 && grow(m) < 0)
+    if ((m->n + 1) * 2 > m->cap && grow(m) < 0) /* at most half full: short probe runs in big tables */
         return -ENOMEM;
     char *k = malloc(klen ? klen : 1);
     if (k == NULL)

@@ -43,6 +43,32 @@ int netaddr_set(struct netaddr *a, const char *host, uint16_t port)
     return netaddr_setn(a, host, strnlen(host, INET6_ADDRSTRLEN + 3), port);
 }
 
+/* Dotted quad without inet_ntop (glibc formats it with sprintf; this runs for every response). */
+static void format_v4(const unsigned char *b, char *host, size_t hostlen)
+{
+    char t[16];
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            t[n++] = (char)('0' + v / 100);
+        if (v >= 10)
+            t[n++] = (char)('0' + v / 10 % 10);
+        t[n++] = (char)('0' + v % 10);
+        t[n++] = i < 3 ? '.' : '\0';
+    }
+    if (n <= hostlen)
+        memcpy(host, t, n);
+}
+
+void netaddr_set_port(struct netaddr *a, uint16_t port)
+{
+    if (a->ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
+    else if (a->ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
+}
+
 void netaddr_format(const struct netaddr *a, char *host, size_t hostlen, uint16_t *port)
 {
     if (host && hostlen)
@@ -50,7 +76,7 @@ void netaddr_format(const struct netaddr *a, char *host, size_t hostlen, uint16_
     if (a->ss.ss_family == AF_INET) {
         const struct sockaddr_in *v4 = (const struct sockaddr_in *)&a->ss;
         if (host)
-            inet_ntop(AF_INET, &v4->sin_addr, host, (socklen_t)hostlen);
+            format_v4((const unsigned char *)&v4->sin_addr, host, hostlen);
         if (port)
             *port = ntohs(v4->sin_port);
     } else if (a->ss.ss_family == AF_INET6) {

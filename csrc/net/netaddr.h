@@ -18,6 +18,7 @@ int netaddr_setn(struct netaddr *a, const char *host, size_t hostlen, uint16_t p
 /* Numeric host without brackets into host (hostlen bytes incl. NUL), port into *port. */
 void netaddr_format(const struct netaddr *a, char *host, size_t hostlen, uint16_t *port);
 uint16_t netaddr_port(const struct netaddr *a);
+void netaddr_set_port(struct netaddr *a, uint16_t port);
 int netaddr_is_ipv6(const struct netaddr *a);
 int netaddr_eq(const struct netaddr *a, const struct netaddr *b);
 

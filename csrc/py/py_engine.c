@@ -356,16 +356,16 @@ static int opt_path(PyObject *o, const char *what, const char **out)
 static PyObject *listen_stream(EngineObject *self, PyObject *args, PyObject *kwds, int tls)
 {
     static char *kwlist[] = {"host", "port", "idle_timeout", "max_queue", "cert", "key", "ca_file", "ca_dir",
-                             "server_name", "verify", "require_client_cert", NULL};
+                             "server_name", "verify", "require_client_cert", "max_connections", NULL};
     const char *host;
     Py_ssize_t hlen;
     int port = 0, verify = 1, require_client = 0;
     double idle = 60.0;
-    Py_ssize_t max_queue = 0;
+    Py_ssize_t max_queue = 0, max_conns = 0;
     PyObject *cert = NULL, *key = NULL, *caf = NULL, *cad = NULL, *sni = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, tls ? "s#|idn$OOOOOpp:listen_tls" : "s#|idn$OOOOOpp:listen_tcp",
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, tls ? "s#|idn$OOOOOppn:listen_tls" : "s#|idn$OOOOOppn:listen_tcp",
                                      kwlist, &host, &hlen, &port, &idle, &max_queue, &cert, &key, &caf, &cad, &sni,
-                                     &verify, &require_client))
+                                     &verify, &require_client, &max_conns))
         return NULL;
     if (check_c_string(host, hlen, "host") < 0)
         return NULL;
@@ -381,8 +381,13 @@ static PyObject *listen_stream(EngineObject *self, PyObject *args, PyObject *kwd
         PyErr_SetString(PyExc_ValueError, "max_queue must be >= 0 (0 = 1 MiB)");
         return NULL;
     }
+    if (max_conns < 0 || max_conns > 1000000) {
+        PyErr_SetString(PyExc_ValueError, "max_connections must be between 0 (no limit) and 1000000");
+        return NULL;
+    }
     struct engine_stream_opts o;
     memset(&o, 0, sizeof(o));
+    o.max_conns = (uint32_t)max_conns;
     o.idle_ms = idle == 0.0 ? UINT32_MAX : (uint32_t)(idle * 1000.0 + 0.5);
     if (o.idle_ms == 0)
         o.idle_ms = 1;
@@ -648,13 +653,14 @@ static PyObject *Engine_counts(EngineObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     struct engine_counts c;
     engine_get_counts(self->e, &c);
-    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:K,s:K}", "transports", (Py_ssize_t)c.transports,
+    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:K,s:K,s:K}", "transports", (Py_ssize_t)c.transports,
                          "connections", (Py_ssize_t)c.connections,
                          "transactions", (Py_ssize_t)c.transactions, "dialogs", (Py_ssize_t)c.dialogs,
                          "pending_events", (Py_ssize_t)c.pending_events, "rx_messages",
                          (unsigned long long)c.rx_messages, "tx_messages", (unsigned long long)c.tx_messages,
                          "retransmissions", (unsigned long long)c.retransmissions, "events_dropped",
-                         (unsigned long long)c.events_dropped, "parse_errors", (unsigned long long)c.parse_errors);
+                         (unsigned long long)c.events_dropped, "parse_errors", (unsigned long long)c.parse_errors,
+                         "conn_limit_hits", (unsigned long long)c.conn_limit_hits);
 }
 
 /* Delay in seconds (None = -1) as milliseconds. */
@@ -674,6 +680,19 @@ static int delay_ms(PyObject *o, const char *what, int32_t *out)
     return 0;
 }
 
+static PyObject *Engine_fast_counts(EngineObject *self, PyObject *args)
+{
+    unsigned int tid;
+    if (!PyArg_ParseTuple(args, "I:fast_counts", &tid) || ensure_open(self) < 0)
+        return NULL;
+    uint64_t ended = 0, answered = 0;
+    int rc;
+    ENGINE_CALL(self, rc, engine_fast_counts(self->e, tid, &ended, &answered));
+    if (rc < 0)
+        return raise_engine(self, rc, "the transport has no fast-path profile");
+    return Py_BuildValue("(KK)", (unsigned long long)ended, (unsigned long long)answered);
+}
+
 static PyObject *Engine_set_profile(EngineObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"transport_id", "ring_delay", "answer_delay", "hold", "auto_200", "summary",
@@ -682,10 +701,20 @@ static PyObject *Engine_set_profile(EngineObject *self, PyObject *args, PyObject
     PyObject *ring = Py_None, *answer = Py_None, *hold = Py_None, *autos = Py_None, *contact = Py_None,
              *ctype = Py_None, *headers = Py_None;
     int summary = 1, clear = 0;
+    PyObject *summary_obj = Py_True;
     Py_buffer body = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "I|$OOOOpOOy*Op:set_profile", kwlist, &tid, &ring, &answer, &hold,
-                                     &autos, &summary, &contact, &ctype, &body, &headers, &clear))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "I|$OOOOOOOy*Op:set_profile", kwlist, &tid, &ring, &answer, &hold,
+                                     &autos, &summary_obj, &contact, &ctype, &body, &headers, &clear))
         return NULL;
+    if (PyUnicode_Check(summary_obj) && PyUnicode_CompareWithASCIIString(summary_obj, "count") == 0) {
+        summary = ENGINE_SUMMARY_COUNT;
+    } else if (PyBool_Check(summary_obj)) {
+        summary = summary_obj == Py_True;
+    } else {
+        PyBuffer_Release(&body);
+        PyErr_SetString(PyExc_ValueError, "summary must be True, False or 'count' (counters only, fast_counts())");
+        return NULL;
+    }
     PyObject *ret = NULL, *keep = NULL, *afast = NULL;
     struct engine_hdr *h = NULL;
     size_t nh = 0;
@@ -838,7 +867,9 @@ static PyMethodDef Engine_methods[] = {
     {"listen_udp", (PyCFunction)(void (*)(void))Engine_listen_udp, METH_VARARGS | METH_KEYWORDS,
      "listen_udp(host, port=0) -> (transport_id, bound_port)"},
     {"listen_tcp", (PyCFunction)(void (*)(void))Engine_listen_tcp, METH_VARARGS | METH_KEYWORDS,
-     "listen_tcp(host, port=0, idle_timeout=60.0, max_queue=0) -> (transport_id, bound_port)"},
+     "listen_tcp(host, port=0, idle_timeout=60.0, max_queue=0, *, max_connections=0) -> (transport_id, bound_port)\n"
+     "max_connections bounds the accepted connections (0 = no bound): at the bound the least recently active idle\n"
+     "one is closed for a new one, or the new one is refused; a transport_error event says so."},
     {"listen_tls", (PyCFunction)(void (*)(void))Engine_listen_tls, METH_VARARGS | METH_KEYWORDS,
      "listen_tls(host, port=0, idle_timeout=60.0, max_queue=0, *, cert=None, key=None, ca_file=None, ca_dir=None,\n"
      "           server_name=None, verify=True, require_client_cert=False) -> (transport_id, bound_port)"},
@@ -864,7 +895,10 @@ static PyMethodDef Engine_methods[] = {
     {"set_profile", (PyCFunction)(void (*)(void))Engine_set_profile, METH_VARARGS | METH_KEYWORDS,
      "set_profile(transport_id, *, ring_delay=None, answer_delay=None, hold=None, auto_200=None (all),\n"
      "            summary=True, contact=None, content_type=None, body=b'', headers=(), clear=False)\n"
-     "Hand a transport's routine call behaviour to the signalling thread (delays in seconds, None = never)."},
+     "Hand a transport's routine call behaviour to the signalling thread (delays in seconds, None = never).\n"
+     "summary='count': no call_summary event per call, only the counters of fast_counts()."},
+    {"fast_counts", (PyCFunction)Engine_fast_counts, METH_VARARGS,
+     "fast_counts(transport_id) -> (ended, answered): fast calls of the transport that ended, and were answered."},
     {"load_start", (PyCFunction)(void (*)(void))Engine_load_start, METH_VARARGS | METH_KEYWORDS,
      "load_start(transport_id, host, port, ruri, from_uri, *, to_uri=None, rate, calls=0, concurrency=0,\n"
      "           hold=0.0, body=b'', contact=None): place calls from the signalling thread ('%n' = call number)."},

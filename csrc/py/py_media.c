@@ -573,6 +573,79 @@ static PyObject *pymedia_close_stream(PyObject *self, PyObject *id_o)
     Py_RETURN_NONE;
 }
 
+/* stop_many / close_many: every id of a sequence in one hand-over; a KeyError names the first unknown one
+ * after the others were acted on. */
+static PyObject *pymedia_op_many(PyObject *self, PyObject *ids_o, int close)
+{
+    struct media *m;
+    if (check_open(self, &m) < 0)
+        return NULL;
+    PyObject *seq = PySequence_Fast(ids_o, "ids must be a sequence of stream ids");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    uint32_t *ids = PyMem_Calloc((size_t)(n > 0 ? n : 1), sizeof *ids);
+    if (ids == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    PyObject *res = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyLong_Check(o) || PyBool_Check(o)) {
+            PyErr_Format(PyExc_TypeError, "ids[%zd]: stream id must be an int, not %.100s", i, Py_TYPE(o)->tp_name);
+            goto out;
+        }
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            goto out;
+        ids[i] = overflow || v <= 0 || v > (long long)UINT32_MAX ? 0 : (uint32_t)v; /* 0 is never an id */
+    }
+    size_t failed = (size_t)n;
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = close ? media_stream_close_many(m, (size_t)n, ids, &failed) : media_stream_stop_many(m, (size_t)n, ids, &failed);
+    Py_END_ALLOW_THREADS
+    if (r < 0) {
+        PyObject *id_o = failed < (size_t)n ? PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)failed) : NULL;
+        raise_media_error(self, r, id_o, NULL);
+        goto out;
+    }
+    res = Py_NewRef(Py_None);
+out:
+    PyMem_Free(ids);
+    Py_DECREF(seq);
+    return res;
+}
+
+static PyObject *pymedia_stop_many(PyObject *self, PyObject *ids_o)
+{
+    return pymedia_op_many(self, ids_o, 0);
+}
+
+static PyObject *pymedia_close_many(PyObject *self, PyObject *ids_o)
+{
+    return pymedia_op_many(self, ids_o, 1);
+}
+
+static PyObject *pymedia_set_realtime(PyObject *self, PyObject *prio_o)
+{
+    long long prio;
+    struct media *m;
+    if (parse_int(prio_o, "priority", 0, 99, &prio) < 0 || check_open(self, &m) < 0)
+        return NULL;
+    char err[PYMEDIA_ERRLEN] = "";
+    int r = media_set_realtime(m, (int)prio, err, sizeof err);
+    if (r == -EPERM) {
+        PyErr_SetString(PyExc_PermissionError, err);
+        return NULL;
+    }
+    if (r < 0)
+        return raise_media_error(self, r, NULL, err);
+    Py_RETURN_NONE;
+}
+
 static PyObject *pymedia_stats(PyObject *self, PyObject *id_o)
 {
     uint32_t id;
@@ -714,6 +787,15 @@ static PyMethodDef pymedia_methods[] = {
      "stop($self, id, /)\n--\n\nStop sending; the stream keeps receiving and counting."},
     {"close_stream", (PyCFunction)pymedia_close_stream, METH_O,
      "close_stream($self, id, /)\n--\n\nClose the stream's socket and forget it."},
+    {"set_realtime", (PyCFunction)pymedia_set_realtime, METH_O,
+     "set_realtime($self, priority, /)\n--\n\nRun the media thread under SCHED_FIFO at priority 1..99 (0: normal "
+     "scheduling), so that busy processes do not delay its packets; PermissionError without CAP_SYS_NICE."},
+    {"stop_many", (PyCFunction)pymedia_stop_many, METH_O,
+     "stop_many($self, ids, /)\n--\n\nStop every stream of ids in one hand-over to the media thread; KeyError "
+     "names the first unknown id (the others are stopped)."},
+    {"close_many", (PyCFunction)pymedia_close_many, METH_O,
+     "close_many($self, ids, /)\n--\n\nClose every stream of ids in one hand-over to the media thread; KeyError "
+     "names the first unknown id (the others are closed)."},
     {"stats", (PyCFunction)pymedia_stats, METH_O,
      "stats($self, id, /)\n--\n\n"
      "A dict: a consistent snapshot of the stream's statistics (the fields of struct media_stats)."},

@@ -92,6 +92,12 @@ void media_free(struct media *m);
  * shutdown fails cleanly.  media_free must still be called. */
 void media_shutdown(struct media *m);
 
+/* Run the media thread under SCHED_FIFO at priority 1..99 (0: back to normal scheduling), so that other
+ * busy processes on the machine do not delay its packets.  The kernel's real-time throttling (by default
+ * 95% of each second) still leaves the rest of the machine some time.  -EPERM without CAP_SYS_NICE,
+ * -EINVAL, -ESHUTDOWN; err filled. */
+int media_set_realtime(struct media *m, int priority, char *err, size_t errlen);
+
 #define MEDIA_PTIME_MIN 5u   /* ms */
 #define MEDIA_PTIME_MAX 200u /* ms */
 
@@ -101,7 +107,9 @@ int media_stream_open(struct media *m, const char *host, uint16_t port, uint32_t
                       size_t errlen);
 /* Start (or re-target) sending per cfg (borrowed). -ENOENT for an unknown id, -EINVAL for a bad cfg. */
 int media_stream_start(struct media *m, uint32_t id, const struct media_stream_cfg *cfg, char *err, size_t errlen);
-/* Start n streams (ids[i] with cfgs[i], both borrowed) with one hand-over to the media thread.  0 when every
+/* Start n streams (ids[i] with cfgs[i], both borrowed) with one hand-over to the media thread.  Their
+ * first packets are spread over one ptime (stream i of n starts i * ptime / n ms later), so that streams
+ * started together do not all fall due in the same millisecond of every ptime.  0 when every
  * one started; else a negative code, *failed = the index of the first stream that did not start (with err),
  * and the streams before it in a batch that ran are started.  Streams after it may have started too. */
 int media_stream_start_many(struct media *m, size_t n, const uint32_t *ids, const struct media_stream_cfg *cfgs,
@@ -110,6 +118,11 @@ int media_stream_start_many(struct media *m, size_t n, const uint32_t *ids, cons
 int media_stream_stop(struct media *m, uint32_t id);
 /* Close the socket and forget the stream. */
 int media_stream_close(struct media *m, uint32_t id);
+/* Stop / close the n streams of ids (borrowed) with one hand-over to the media thread.  Every id is acted
+ * on; 0 when each was known, else the first failure's code (-ENOENT) with *failed its index (n when none
+ * failed).  -ESHUTDOWN when the engine is closed (nothing done), -ENOMEM. */
+int media_stream_stop_many(struct media *m, size_t n, const uint32_t *ids, size_t *failed);
+int media_stream_close_many(struct media *m, size_t n, const uint32_t *ids, size_t *failed);
 /* Copy the stream's current statistics. -ENOENT for an unknown id. */
 int media_stream_stats(struct media *m, uint32_t id, struct media_stats *out);
 /* Number of open streams. */

@@ -31,11 +31,15 @@
 #define MEDIA_DTMF_GAP_MS 60       /* audio between two queued digits */
 #define MEDIA_CNAME "pysiptest"
 #define MEDIA_LAT_BUCKETS 5000u    /* 10 us each: 0..50 ms, the last one open-ended */
+#define MEDIA_TX_BATCH 128         /* packets gathered before one flush (sendmmsg per run of one socket) */
 
 /* What an epoll event names: a stream's RTP or RTCP socket. */
 struct media_fdref {
     struct media_stream *s;
     int rtcp;
+    /* how the socket was read last (media thread only): see media_rx_ready */
+    uint64_t last_round;
+    uint32_t last_n;
 };
 
 struct media_pending {
@@ -44,6 +48,18 @@ struct media_pending {
     struct sockaddr_storage to;
     socklen_t tolen;
     uint8_t buf[MEDIA_TX_BUF];
+};
+
+/* A packet in the send queue (media thread only). */
+struct media_txq_entry {
+    struct media_stream *s;
+    int fd;
+    int rtcp;             /* an RTCP report (counts rtcp_tx) rather than an RTP packet */
+    size_t len;           /* bytes in the entry's buffer */
+    size_t payload_len;   /* RTP payload bytes, for the statistics */
+    uint64_t due_ns;      /* a generated packet's place in its schedule (for lateness); 0: not measured */
+    socklen_t tolen;
+    struct sockaddr_storage to;
 };
 
 struct media_stream {
@@ -77,7 +93,6 @@ struct media_stream {
     int echo_have_offset;
     uint32_t echo_ts_offset; /* own timestamp = received timestamp + offset */
     uint32_t tx_octets;      /* RTP payload octets sent, for the SR */
-    uint64_t late_ns;        /* lateness of the packet being sent, UINT64_MAX when not measured */
 
     /* capture replay */
     struct pcap_clip *clip; /* owned */
@@ -139,6 +154,9 @@ struct media_cmd {
     struct pcap_clip *clip;       /* START: loaded by the caller; the media thread takes it (sets NULL) */
     struct srtp_pair srtp;        /* START: made by the caller; taken likewise (tx set to NULL) */
     struct media_pending *pend;   /* START: allocated by the caller when impaired; taken likewise */
+    uint32_t phase_ms;            /* START: the first packet (and RTCP report) this much later: start_many
+                                   * spreads a batch over one ptime so that its streams do not all fall due
+                                   * in the same millisecond */
     const char *digits;           /* DTMF */
     uint32_t duration_ms;
     uint8_t volume;
@@ -154,12 +172,13 @@ struct media {
     int epfd;
     int evfd; /* eventfd: commands are queued */
 
-    /* cmd_lock guards cmd_head, cmd_tail, stopping, and `done`/`next` of queued commands.
-     * cmd_cond is broadcast when commands are done. */
+    /* cmd_lock guards cmd_head, cmd_tail, stopping, started, and `done`/`next` of queued commands.
+     * cmd_cond is broadcast when commands are done, and when the thread has started. */
     pthread_mutex_t cmd_lock;
     pthread_cond_t cmd_cond;
     struct media_cmd *cmd_head, *cmd_tail;
     int stopping;
+    int started; /* the thread has set itself up (media_new waits for it) */
 
     /* table_lock guards buckets, nbuckets, count, closed, next_id and every stream's stats,
      * dtmf_rx and ring. */
@@ -174,12 +193,20 @@ struct media {
 
     /* Media thread only. */
     int no_pwait2; /* the kernel lacks epoll_pwait2 */
+    uint64_t round; /* turns of the loop */
     struct twheel wheel;
     struct mmsghdr rx_msgs[MEDIA_RX_BATCH];
     struct iovec rx_iov[MEDIA_RX_BATCH];
     struct sockaddr_storage rx_addr[MEDIA_RX_BATCH];
     uint8_t rx_buf[MEDIA_RX_BATCH][MEDIA_RX_BUF];
-    uint8_t tx_buf[MEDIA_TX_BUF];
+    /* The send queue: packets of one turn of the loop (every timer due, every echo of a receive
+     * batch), sent by media_tx_flush with one sendmmsg per run of packets on one socket and counted
+     * under one table_lock.  Entry i's packet is built in txq_buf[i]. */
+    size_t ntx;
+    struct media_txq_entry txq[MEDIA_TX_BATCH];
+    struct mmsghdr tx_msgs[MEDIA_TX_BATCH];
+    struct iovec tx_iov[MEDIA_TX_BATCH];
+    uint8_t txq_buf[MEDIA_TX_BATCH][MEDIA_TX_BUF];
 };
 
 static inline uint64_t media_mono_ns(void)
@@ -194,6 +221,25 @@ static inline uint64_t media_mono_ms(void)
     return media_mono_ns() / 1000000u;
 }
 
+/* media.c: the engine and its thread. */
+/* Write a reason into the caller's buffer (may be NULL); e != 0 appends strerror(e). */
+__attribute__((format(printf, 4, 5))) void media_set_err(char *err, size_t errlen, int e, const char *fmt, ...);
+/* Queue the n commands of cmds (borrowed; they live until done) with one wake-up, and wait until the media
+ * thread has run them all.  0, or -ESHUTDOWN (then none was queued); each command's result is its own. */
+int media_submit_many(struct media *m, struct media_cmd *cmds, size_t n);
+/* Queue c and wait until the media thread has run it: its result, or -ESHUTDOWN. */
+int media_submit(struct media *m, struct media_cmd *c);
+
+/* media_cmd.c: commands and the stream table (media thread, except media_table_find). */
+/* The stream with this id, NULL if none; table_lock held by the caller. */
+struct media_stream *media_table_find(struct media *m, uint32_t id);
+/* Run the queued commands. Returns 1 when the engine is stopping (the queue is then failed). */
+int media_process_commands(struct media *m);
+/* Close a stream's sockets and free it (takes s; already out of the table). */
+void media_stream_destroy(struct media *m, struct media_stream *s);
+/* The port of an IPv4 or IPv6 address, host order; 0 for another family. */
+uint16_t media_addr_port(const struct sockaddr_storage *ss);
+
 /* media_tx.c: the send path (media thread). */
 /* A timer of s fired at now (ms): the stream's packet timer, held-back packets or RTCP. */
 void media_tx_timer(struct media *m, struct media_stream *s, struct twheel_timer *t, uint64_t now);
@@ -202,10 +248,14 @@ void media_tx_echo(struct media *m, struct media_stream *s, const struct rtp_hea
                    const struct sockaddr_storage *from, socklen_t fromlen);
 /* Arm the packet timer so that queued telephone-events go out (any source). */
 void media_tx_kick_dtmf(struct media *m, struct media_stream *s, uint64_t now);
+/* Send what is queued (every packet built since the last flush) and count it. */
+void media_tx_flush(struct media *m);
 /* Free what the send path owns (clip, held-back packets, SRTP sessions) and disarm its timers. */
 void media_tx_release(struct media *m, struct media_stream *s);
 
-/* media_rx.c: the receive path (media thread).  Drain the socket ref names. */
+/* media_rx.c: the receive path (media thread).  Set up the receive buffers once (media_new). */
+void media_rx_init(struct media *m);
+/* Read the socket ref names (see media_rx.c for how much). */
 void media_rx_ready(struct media *m, struct media_fdref *ref);
 /* NTP time now, 32.32 (RFC 3550 4). */
 uint64_t media_ntp_now(void);

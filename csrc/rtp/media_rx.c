@@ -113,7 +113,7 @@ static void handle_rtcp(struct media *m, struct media_stream *s, uint8_t *buf, s
     pthread_mutex_unlock(&m->table_lock);
 }
 
-static void prepare_batch(struct media *m)
+void media_rx_init(struct media *m)
 {
     for (int i = 0; i < MEDIA_RX_BATCH; i++) {
         m->rx_iov[i].iov_base = m->rx_buf[i];
@@ -126,20 +126,27 @@ static void prepare_batch(struct media *m)
     }
 }
 
-/* Drain the socket until EAGAIN, or until MEDIA_RX_MAX_BATCHES batches: epoll is level-triggered,
- * so what is left is read at the next turn of the loop, after the timers due meanwhile. */
+/* Read what the socket holds.  A stream's socket mostly holds one packet when it is ready (50 a second),
+ * and a recvmmsg of many would try for a second one and fail: so a socket whose last read found one packet,
+ * and that was not ready in the turn before, gets one read of one packet; epoll is level-triggered, and what
+ * is left is reported at the next turn.  Otherwise (a burst) the socket is drained in batches until EAGAIN, or
+ * until MEDIA_RX_MAX_BATCHES batches, so that a flooded socket cannot starve the others (the rest is read at
+ * the next turn of the loop, after the timers due meanwhile). */
 void media_rx_ready(struct media *m, struct media_fdref *ref)
 {
     struct media_stream *s = ref->s;
     int fd = ref->rtcp ? s->rtcp_fd : s->fd;
+    unsigned vlen = ref->last_n <= 1 && ref->last_round + 1 < m->round ? 1u : MEDIA_RX_BATCH;
+    uint32_t got = 0;
+    ref->last_round = m->round;
     for (int batch = 0; batch < MEDIA_RX_MAX_BATCHES; batch++) {
-        prepare_batch(m);
-        int n = recvmmsg(fd, m->rx_msgs, MEDIA_RX_BATCH, MSG_DONTWAIT, NULL);
+        int n = recvmmsg(fd, m->rx_msgs, vlen, MSG_DONTWAIT, NULL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return; /* EAGAIN: drained; anything else: try again at the next readiness */
+            break; /* EAGAIN: drained; anything else: try again at the next readiness */
         }
+        got += (uint32_t)n;
         uint64_t now_ns = media_mono_ns();
         struct rtp_header hdr[MEDIA_RX_BATCH];
         int status[MEDIA_RX_BATCH]; /* 1 RTP, 0 done with (RTCP), <0 an error to count */
@@ -176,7 +183,12 @@ void media_rx_ready(struct media *m, struct media_fdref *ref)
                     media_tx_echo(m, s, &hdr[i], m->rx_buf[i], &m->rx_addr[i], m->rx_msgs[i].msg_hdr.msg_namelen);
             }
         }
-        if (n < MEDIA_RX_BATCH)
-            return;
+        for (int i = 0; i < n; i++) { /* the kernel wrote these: ready for the next read */
+            m->rx_msgs[i].msg_hdr.msg_namelen = sizeof m->rx_addr[i];
+            m->rx_msgs[i].msg_hdr.msg_flags = 0;
+        }
+        if ((unsigned)n < vlen || vlen == 1)
+            break;
     }
+    ref->last_n = got;
 }

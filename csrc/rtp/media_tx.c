@@ -7,35 +7,112 @@
 
 #include "rtp/media_int.h"
 
-static ssize_t send_to(int fd, const uint8_t *buf, size_t len, const struct sockaddr_storage *to, socklen_t tolen)
+/* The buffer of the next send-queue entry (MEDIA_TX_BUF bytes): build a packet there, then
+ * queue it with txq_commit.  A full queue is flushed first. */
+static uint8_t *txq_slot(struct media *m)
 {
-    ssize_t r;
-    do {
-        r = sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)to, tolen);
-    } while (r < 0 && errno == EINTR);
-    return r;
+    if (m->ntx == MEDIA_TX_BATCH)
+        media_tx_flush(m);
+    return m->txq_buf[m->ntx];
 }
 
-static void count_sent(struct media *m, struct media_stream *s, ssize_t r, size_t payload_len)
+/* Queue the packet built in the current slot (len bytes). */
+static void txq_commit(struct media *m, struct media_stream *s, int fd, size_t len, size_t payload_len,
+                       const struct sockaddr_storage *to, socklen_t tolen, int rtcp, uint64_t due_ns)
+{
+    struct media_txq_entry *e = &m->txq[m->ntx++];
+    e->s = s;
+    e->fd = fd;
+    e->rtcp = rtcp;
+    e->len = len;
+    e->payload_len = payload_len;
+    e->due_ns = due_ns;
+    e->tolen = tolen;
+    memcpy(&e->to, to, tolen <= sizeof e->to ? tolen : sizeof e->to);
+}
+
+/* Count packets of the queue that were not sent (SRTP failure, ...). */
+static void count_error(struct media *m, struct media_stream *s)
 {
     pthread_mutex_lock(&m->table_lock);
-    if (s->late_ns != UINT64_MAX) {
-        uint64_t b = s->late_ns / 10000u;
-        m->lat_hist[b < MEDIA_LAT_BUCKETS ? b : MEDIA_LAT_BUCKETS - 1]++;
-        m->lat_count++;
-        if (s->late_ns > m->lat_max_ns)
-            m->lat_max_ns = s->late_ns;
-        s->late_ns = UINT64_MAX;
+    s->stats.tx_errors++;
+    pthread_mutex_unlock(&m->table_lock);
+}
+
+void media_tx_flush(struct media *m)
+{
+    size_t n = m->ntx;
+    if (n == 0)
+        return;
+    int ok[MEDIA_TX_BATCH];
+    uint64_t sent_ns[MEDIA_TX_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        struct media_txq_entry *e = &m->txq[i];
+        m->tx_iov[i].iov_base = m->txq_buf[i];
+        m->tx_iov[i].iov_len = e->len;
+        memset(&m->tx_msgs[i], 0, sizeof m->tx_msgs[i]);
+        m->tx_msgs[i].msg_hdr.msg_name = &e->to;
+        m->tx_msgs[i].msg_hdr.msg_namelen = e->tolen;
+        m->tx_msgs[i].msg_hdr.msg_iov = &m->tx_iov[i];
+        m->tx_msgs[i].msg_hdr.msg_iovlen = 1;
     }
-    if (r >= 0) {
-        s->stats.tx_packets++;
-        s->stats.tx_bytes += payload_len;
-    } else {
-        s->stats.tx_errors++;
+    /* one sendmmsg per run of packets on one socket (a capture's burst, held-back packets, a
+     * socket's echoes); streams have sockets of their own, so most runs are one packet long: sendto */
+    size_t i = 0;
+    while (i < n) {
+        size_t run = 1;
+        while (i + run < n && m->txq[i + run].fd == m->txq[i].fd)
+            run++;
+        uint64_t now_ns = media_mono_ns();
+        int r;
+        if (run == 1) {
+            /* sendto: the kernel copies no msghdr and no iovec, cheaper than sendmmsg of one */
+            const struct media_txq_entry *e = &m->txq[i];
+            r = sendto(e->fd, m->txq_buf[i], e->len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&e->to,
+                       e->tolen) < 0 ? -1 : 1;
+        } else {
+            r = sendmmsg(m->txq[i].fd, &m->tx_msgs[i], (unsigned)run, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            ok[i] = 0; /* the first failed (buffer full, unreachable, ...): count it, go on */
+            sent_ns[i] = now_ns;
+            i++;
+            continue;
+        }
+        for (size_t k = i; k < i + (size_t)r; k++) {
+            ok[k] = 1;
+            sent_ns[k] = now_ns;
+        }
+        i += (size_t)r;
+    }
+    pthread_mutex_lock(&m->table_lock);
+    for (size_t k = 0; k < n; k++) {
+        struct media_txq_entry *e = &m->txq[k];
+        struct media_stream *s = e->s;
+        if (e->rtcp) {
+            s->stats.rtcp_tx += (uint64_t)ok[k];
+            continue;
+        }
+        if (e->due_ns != 0) {
+            uint64_t late = sent_ns[k] > e->due_ns ? sent_ns[k] - e->due_ns : 0;
+            uint64_t b = late / 10000u;
+            m->lat_hist[b < MEDIA_LAT_BUCKETS ? b : MEDIA_LAT_BUCKETS - 1]++;
+            m->lat_count++;
+            if (late > m->lat_max_ns)
+                m->lat_max_ns = late;
+        }
+        if (ok[k]) {
+            s->stats.tx_packets++;
+            s->stats.tx_bytes += e->payload_len;
+            s->tx_octets += (uint32_t)e->payload_len;
+        } else {
+            s->stats.tx_errors++;
+        }
     }
     pthread_mutex_unlock(&m->table_lock);
-    if (r >= 0)
-        s->tx_octets += (uint32_t)payload_len;
+    m->ntx = 0;
 }
 
 static void arm_pending(struct media *m, struct media_stream *s)
@@ -51,7 +128,7 @@ static void arm_pending(struct media *m, struct media_stream *s)
     twheel_add(&m->wheel, &s->jtimer, (min + 999u) / 1000u);
 }
 
-/* Send held-back packets whose millisecond has come, earliest first. */
+/* Queue held-back packets whose millisecond has come, earliest first. */
 static void send_pending(struct media *m, struct media_stream *s, uint64_t now)
 {
     for (;;) {
@@ -62,23 +139,25 @@ static void send_pending(struct media *m, struct media_stream *s, uint64_t now)
         if (best == s->npend)
             break;
         struct media_pending *p = &s->pend[best];
-        ssize_t r = send_to(s->fd, p->buf, p->len, &p->to, p->tolen);
-        count_sent(m, s, r, p->len > RTP_HEADER_LEN ? p->len - RTP_HEADER_LEN : 0);
+        uint8_t *buf = txq_slot(m);
+        memcpy(buf, p->buf, p->len);
+        txq_commit(m, s, s->fd, p->len, p->len > RTP_HEADER_LEN ? p->len - RTP_HEADER_LEN : 0, &p->to, p->tolen, 0, 0);
         s->pend[best] = s->pend[--s->npend];
     }
     arm_pending(m, s);
 }
 
-/* Send one RTP packet (buf: len bytes, room for the SRTP trailer) through SRTP and the impairments. */
+/* Queue one RTP packet, built in the current slot (buf: len bytes, room for the SRTP trailer), through
+ * SRTP and the impairments.  due_ns: its place in a generator's schedule, 0 when not measured. */
 static void emit(struct media *m, struct media_stream *s, uint8_t *buf, size_t len, size_t payload_len,
-                 const struct sockaddr_storage *to, socklen_t tolen)
+                 const struct sockaddr_storage *to, socklen_t tolen, uint64_t due_ns)
 {
     if (s->srtp_on && srtp_pair_protect(&s->srtp, buf, &len, 0) < 0) {
-        count_sent(m, s, -1, 0);
+        count_error(m, s);
         return;
     }
     if (!s->impaired) {
-        count_sent(m, s, send_to(s->fd, buf, len, to, tolen), payload_len);
+        txq_commit(m, s, s->fd, len, payload_len, to, tolen, 0, due_ns);
         return;
     }
     struct impair_decision d;
@@ -93,9 +172,17 @@ static void emit(struct media *m, struct media_stream *s, uint8_t *buf, size_t l
     if (d.drop)
         return;
     uint64_t now_us = media_mono_ns() / 1000u;
+    int queued = 0; /* buf is in the queue: a further copy needs a slot of its own */
     for (int c = 0; c < d.copies; c++) {
         if (d.delay_us == 0 || s->npend == MEDIA_PENDING_MAX) {
-            count_sent(m, s, send_to(s->fd, buf, len, to, tolen), payload_len);
+            uint8_t *slot = buf;
+            if (queued) {
+                slot = txq_slot(m);
+                memcpy(slot, buf, len);
+                buf = slot; /* the earlier slot may be reused after a flush */
+            }
+            txq_commit(m, s, s->fd, len, payload_len, to, tolen, 0, queued ? 0 : due_ns); /* lateness once */
+            queued = 1;
             continue;
         }
         struct media_pending *p = &s->pend[s->npend++];
@@ -120,7 +207,7 @@ static int dtmf_packet(struct media *m, struct media_stream *s, uint64_t now)
         if (code < 0 || dtmf_tx_begin(&s->dtmf, (uint8_t)code, s->dtmf_volume, s->dtmf_total, s->ts) < 0)
             return 0;
     }
-    uint8_t *buf = m->tx_buf;
+    uint8_t *buf = txq_slot(m);
     int marker = 0;
     if (!dtmf_tx_next(&s->dtmf, s->samples, buf + RTP_HEADER_LEN, &marker)) {
         pthread_mutex_lock(&m->table_lock);
@@ -129,8 +216,8 @@ static int dtmf_packet(struct media *m, struct media_stream *s, uint64_t now)
         s->dtmf_next_ms = now + MEDIA_DTMF_GAP_MS;
         return 0;
     }
-    rtp_packet_write_header(buf, sizeof m->tx_buf, marker, s->dtmf_pt, s->seq, s->dtmf.ts, s->ssrc);
-    emit(m, s, buf, RTP_HEADER_LEN + DTMF_PAYLOAD_LEN, DTMF_PAYLOAD_LEN, &s->remote, s->remote_len);
+    rtp_packet_write_header(buf, MEDIA_TX_BUF, marker, s->dtmf_pt, s->seq, s->dtmf.ts, s->ssrc);
+    emit(m, s, buf, RTP_HEADER_LEN + DTMF_PAYLOAD_LEN, DTMF_PAYLOAD_LEN, &s->remote, s->remote_len, 0);
     s->seq++;
     s->sent_any = 1;
     s->last_send_ms = now;
@@ -153,13 +240,12 @@ static void gen_due(struct media *m, struct media_stream *s, uint64_t now)
         if (audio)
             rtp_gen_skip(&s->gen, s->samples);
     } else if (audio) {
-        uint8_t *buf = m->tx_buf;
-        size_t hl = rtp_packet_write_header(buf, sizeof m->tx_buf, s->marker_next, s->payload_type, s->seq, s->ts,
+        uint8_t *buf = txq_slot(m);
+        size_t hl = rtp_packet_write_header(buf, MEDIA_TX_BUF, s->marker_next, s->payload_type, s->seq, s->ts,
                                             s->ssrc);
         rtp_gen_fill(&s->gen, buf + hl, s->samples);
-        uint64_t due_ns = (s->send_start_ms + s->send_k * s->ptime_ms) * 1000000u, now_ns = media_mono_ns();
-        s->late_ns = now_ns > due_ns ? now_ns - due_ns : 0;
-        emit(m, s, buf, hl + s->samples, s->samples, &s->remote, s->remote_len);
+        uint64_t due_ns = (s->send_start_ms + s->send_k * s->ptime_ms) * 1000000u;
+        emit(m, s, buf, hl + s->samples, s->samples, &s->remote, s->remote_len, due_ns);
         s->marker_next = 0;
         s->seq++;
         s->sent_any = 1;
@@ -201,10 +287,10 @@ static void clip_due(struct media *m, struct media_stream *s, uint64_t now)
             return;
         }
         uint32_t ts = s->clip_ts_base + (uint32_t)s->clip_round * c->ts_period + pk->ts_delta;
-        uint8_t *buf = m->tx_buf;
-        size_t hl = rtp_packet_write_header(buf, sizeof m->tx_buf, pk->marker, pk->payload_type, s->seq, ts, s->ssrc);
+        uint8_t *buf = txq_slot(m);
+        size_t hl = rtp_packet_write_header(buf, MEDIA_TX_BUF, pk->marker, pk->payload_type, s->seq, ts, s->ssrc);
         memcpy(buf + hl, c->data + pk->off, pk->len);
-        emit(m, s, buf, hl + pk->len, pk->len, &s->remote, s->remote_len);
+        emit(m, s, buf, hl + pk->len, pk->len, &s->remote, s->remote_len, 0);
         s->seq++;
         s->ts = ts;
         s->sent_any = 1;
@@ -219,6 +305,7 @@ static void rtcp_send(struct media *m, struct media_stream *s, uint64_t now)
     twheel_add(&m->wheel, &s->rtimer, now + s->rtcp_interval_ms);
     if (s->rtcp_remote_len == 0)
         return;
+    media_tx_flush(m); /* the sender report counts every packet queued before it */
     struct rtcp_sender_info si;
     struct rtcp_block rb;
     memset(&rb, 0, sizeof rb);
@@ -247,17 +334,13 @@ static void rtcp_send(struct media *m, struct media_stream *s, uint64_t now)
             rb.dlsr = (uint32_t)((media_mono_ns() - s->last_sr_ns) * 65536u / 1000000000u);
         }
     }
-    uint8_t *buf = m->tx_buf;
+    uint8_t *buf = txq_slot(m);
     size_t len = rtcp_write_report(buf, RTCP_MAX_LEN, s->ssrc, s->sent_any ? &si : NULL, s->rx_have_ssrc ? &rb : NULL,
                                    MEDIA_CNAME);
     if (len == 0 || (s->srtp_on && srtp_pair_protect(&s->srtp, buf, &len, 1) < 0))
         return;
     int fd = s->rtcp_mux || s->rtcp_fd < 0 ? s->fd : s->rtcp_fd;
-    if (send_to(fd, buf, len, &s->rtcp_remote, s->rtcp_remote_len) >= 0) {
-        pthread_mutex_lock(&m->table_lock);
-        s->stats.rtcp_tx++;
-        pthread_mutex_unlock(&m->table_lock);
-    }
+    txq_commit(m, s, fd, len, 0, &s->rtcp_remote, s->rtcp_remote_len, 1, 0);
 }
 
 void media_tx_timer(struct media *m, struct media_stream *s, struct twheel_timer *t, uint64_t now)
@@ -298,11 +381,12 @@ void media_tx_echo(struct media *m, struct media_stream *s, const struct rtp_hea
     }
     uint32_t ts = h->timestamp + s->echo_ts_offset;
     uint8_t pt = h->payload_type == s->dtmf_pt ? s->dtmf_pt : s->payload_type; /* events stay events */
-    size_t hl = rtp_packet_write_header(m->tx_buf, sizeof m->tx_buf, s->marker_next, pt, s->seq, ts, s->ssrc);
-    memcpy(m->tx_buf + hl, pkt + h->payload_offset, h->payload_len);
+    uint8_t *buf = txq_slot(m);
+    size_t hl = rtp_packet_write_header(buf, MEDIA_TX_BUF, s->marker_next, pt, s->seq, ts, s->ssrc);
+    memcpy(buf + hl, pkt + h->payload_offset, h->payload_len);
     const struct sockaddr_storage *to = s->remote_len ? &s->remote : from;
     socklen_t tolen = s->remote_len ? s->remote_len : fromlen;
-    emit(m, s, m->tx_buf, hl + h->payload_len, h->payload_len, to, tolen);
+    emit(m, s, buf, hl + h->payload_len, h->payload_len, to, tolen, 0);
     s->marker_next = 0;
     s->seq++;
     s->ts = ts;

@@ -14,11 +14,19 @@ void tone_ring_push_g711(struct tone_ring *r, int payload_type, const uint8_t *p
 {
     if (payload_type != RTP_PT_PCMU && payload_type != RTP_PT_PCMA)
         return;
-    for (size_t i = 0; i < n; i++) {
-        int16_t v = payload_type == RTP_PT_PCMA ? g711_alaw_decode(p[i]) : g711_ulaw_decode(p[i]);
-        r->s[r->total % TONE_RING_SAMPLES] = v;
-        r->total++;
+    if (r->total > 0 && r->payload_type != payload_type)
+        r->law_start = r->total;
+    r->payload_type = payload_type;
+    if (n > TONE_RING_SAMPLES) {
+        p += n - TONE_RING_SAMPLES; /* only the newest fit */
+        r->total += n - TONE_RING_SAMPLES;
+        n = TONE_RING_SAMPLES;
     }
+    size_t at = (size_t)(r->total % TONE_RING_SAMPLES);
+    size_t first = TONE_RING_SAMPLES - at < n ? TONE_RING_SAMPLES - at : n;
+    memcpy(r->code + at, p, first);
+    memcpy(r->code, p + first, n - first);
+    r->total += n;
 }
 
 static double to_dbov(double mean_square)
@@ -37,8 +45,8 @@ int tone_detect(const struct tone_ring *r, double hz, uint32_t window, struct to
     uint64_t n = window;
     if (n > TONE_RING_SAMPLES)
         n = TONE_RING_SAMPLES;
-    if (n > r->total)
-        n = r->total;
+    if (n > r->total - tone_ring_oldest(r))
+        n = r->total - tone_ring_oldest(r);
     out->samples = (uint32_t)n;
     if (n == 0) {
         out->level_dbov = out->tone_dbov = -200.0;
@@ -49,8 +57,10 @@ int tone_detect(const struct tone_ring *r, double hz, uint32_t window, struct to
     double w = 2.0 * M_PI * hz / RTP_GEN_RATE;
     double coeff = 2.0 * cos(w);
     double s1 = 0.0, s2 = 0.0, energy = 0.0;
+    int alaw = r->payload_type == RTP_PT_PCMA;
     for (uint64_t i = r->total - n; i < r->total; i++) {
-        double x = r->s[i % TONE_RING_SAMPLES];
+        uint8_t c = r->code[i % TONE_RING_SAMPLES];
+        double x = alaw ? g711_alaw_decode(c) : g711_ulaw_decode(c);
         energy += x * x;
         double s0 = x + coeff * s1 - s2;
         s2 = s1;
@@ -68,4 +78,19 @@ int tone_detect(const struct tone_ring *r, double hz, uint32_t window, struct to
     out->present = out->ratio >= TONE_PRESENT_RATIO && out->tone_dbov >= TONE_PRESENT_DBOV;
     out->silent = out->level_dbov < TONE_SILENCE_DBOV;
     return 0;
+}
+
+uint64_t tone_ring_oldest(const struct tone_ring *r)
+{
+    uint64_t oldest = r->total > TONE_RING_SAMPLES ? r->total - TONE_RING_SAMPLES : 0;
+    return oldest > r->law_start ? oldest : r->law_start;
+}
+
+void tone_ring_decode(const struct tone_ring *r, uint64_t from, int16_t *out, size_t n)
+{
+    int alaw = r->payload_type == RTP_PT_PCMA;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = r->code[(from + i) % TONE_RING_SAMPLES];
+        out[i] = alaw ? g711_alaw_decode(c) : g711_ulaw_decode(c);
+    }
 }

@@ -1,5 +1,6 @@
 /* Tone and silence detection on received G.711 audio (a Goertzel filter).
- * Sans-IO: decoded samples go into a ring; a query looks at its newest samples. */
+ * Sans-IO: the G.711 bytes go into a ring as they arrived (a copy, no decoding on the media
+ * thread's receive path); a query decodes and looks at the newest samples. */
 #ifndef PYSIPTEST_RTP_TONE_DETECT_H
 #define PYSIPTEST_RTP_TONE_DETECT_H
 
@@ -12,12 +13,22 @@
 #define TONE_SILENCE_DBOV (-55.0) /* quieter than this overall is silence */
 
 struct tone_ring {
-    uint64_t total;                    /* samples pushed so far */
-    int16_t s[TONE_RING_SAMPLES];      /* sample i lives at s[i % TONE_RING_SAMPLES] */
+    uint64_t total;                    /* samples pushed so far (never goes back: readers count on it) */
+    uint64_t law_start;                /* number of the first sample in the current law */
+    int payload_type;                  /* the law of every sample in the ring: 0 mu-law, 8 A-law */
+    uint8_t code[TONE_RING_SAMPLES];   /* G.711 byte of sample i lives at code[i % TONE_RING_SAMPLES] */
 };
 
-/* Decode n G.711 bytes (payload type 0 mu-law or 8 A-law) into the ring; other types are ignored. */
+/* Copy n G.711 bytes (payload type 0 mu-law or 8 A-law) into the ring; other types are ignored.
+ * A change of law starts the ring afresh at law_start = total (older samples could not be decoded with the
+ * new law, so nothing before law_start is read again). */
 void tone_ring_push_g711(struct tone_ring *r, int payload_type, const uint8_t *p, size_t n);
+
+/* The number of the oldest sample still readable: the newest TONE_RING_SAMPLES, none before law_start. */
+uint64_t tone_ring_oldest(const struct tone_ring *r);
+/* Decode samples numbered from..from+n-1 of the ring into out (the caller keeps them between
+ * tone_ring_oldest() and total). */
+void tone_ring_decode(const struct tone_ring *r, uint64_t from, int16_t *out, size_t n);
 
 struct tone_result {
     uint32_t samples;     /* samples looked at (fewer than asked when fewer arrived) */

@@ -167,6 +167,31 @@ static void test_goertzel_finds_the_tone_and_silence(void)
     CHECK_EQ_INT(tone_detect(&r, 4000, 1600, &t), -EINVAL);
 }
 
+static void test_tone_ring_keeps_the_newest_bytes_and_restarts_on_a_new_law(void)
+{
+    static struct tone_ring r;
+    memset(&r, 0, sizeof r);
+    uint8_t buf[160];
+    for (int i = 0; i < 60; i++) { /* 9600 samples through an 8192-sample ring: it wraps */
+        memset(buf, i, sizeof buf);
+        tone_ring_push_g711(&r, RTP_PT_PCMU, buf, sizeof buf);
+    }
+    CHECK(r.total == 9600 && r.payload_type == RTP_PT_PCMU);
+    CHECK(r.code[(9600 - 1) % TONE_RING_SAMPLES] == 59 && r.code[(9600 - 160) % TONE_RING_SAMPLES] == 59);
+    CHECK(r.code[(9600 - 161) % TONE_RING_SAMPLES] == 58 && r.code[(9600 - 8192) % TONE_RING_SAMPLES] == 8);
+    tone_ring_push_g711(&r, 18, buf, sizeof buf); /* not G.711: ignored */
+    CHECK(r.total == 9600);
+    fill_ring(&r, 1000, -10, RTP_PT_PCMA); /* 8000 samples of A-law after mu-law: the mu-law is gone */
+    CHECK(r.total == 9600 + 8000 && r.law_start == 9600 && r.payload_type == RTP_PT_PCMA);
+    CHECK(tone_ring_oldest(&r) == 9600);
+    int16_t pcm[4];
+    tone_ring_decode(&r, 9600 + 8000 - 4, pcm, 4);
+    CHECK(pcm[0] != 0 || pcm[1] != 0 || pcm[2] != 0 || pcm[3] != 0);
+    struct tone_result t;
+    CHECK_EQ_INT(tone_detect(&r, 1000, 8192, &t), 0);
+    CHECK(t.samples == 8000 && t.present && fabs(t.tone_dbov + 10) < 0.5);
+}
+
 /* ---- impairments ---- */
 
 static void test_impairments_follow_their_rates_and_repeat_with_the_seed(void)
@@ -285,6 +310,7 @@ int main(void)
         RUN(test_pcap_clip_of_g711a_matches_the_reference);
     RUN(test_dtmf_send_sequence_and_detect);
     RUN(test_goertzel_finds_the_tone_and_silence);
+    RUN(test_tone_ring_keeps_the_newest_bytes_and_restarts_on_a_new_law);
     RUN(test_impairments_follow_their_rates_and_repeat_with_the_seed);
     RUN(test_rtcp_sr_with_block_round_trips);
     RUN(test_srtp_matches_libsrtps_known_answer_and_detects_tampering);
