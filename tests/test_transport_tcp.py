@@ -70,12 +70,31 @@ def test_tcp_requests_reuse_one_connection_and_responses_come_back_on_it(family,
         a.request(ta, host, pb, "OPTIONS", f"sip:b@{hostport(host, pb)};transport=tcp", ooo_headers(f"reuse-{i}"))
         req = wait_event(b, "request")
         via = req.message.header("Via")
-        assert via.startswith(f"SIP/2.0/TCP {hostport(host, pa)};rport;branch="), via
+        assert via.startswith(f"SIP/2.0/TCP {hostport(host, pa)};rport;alias;branch="), via  # RFC 5923
         b.respond(req.txn_id, 200, None, [])
         assert wait_event(a, "response").status == 200
     # one connection each side, every transaction done without retransmission (reliable transport)
     assert a.counts()["connections"] == 1 and b.counts()["connections"] == 1
     assert a.counts()["retransmissions"] == 0 and a.counts()["transactions"] == 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_our_via_alias_makes_the_peer_send_its_requests_back_on_our_connection(family, core) -> None:
+    """RFC 5923: our TCP Via offers ;alias, so a pysiptest peer sends its own requests to our listening address
+    on the connection we opened instead of opening a second one."""
+    host = loopback(family)
+    a, b = core(), core()
+    ta, pa = a.listen_tcp(host)
+    tb, pb = b.listen_tcp(host)
+    a.request(ta, host, pb, "OPTIONS", f"sip:b@{hostport(host, pb)};transport=tcp", ooo_headers("alias-out"))
+    req = wait_event(b, "request")
+    b.respond(req.txn_id, 200, None, [])
+    assert wait_event(a, "response").status == 200
+    b.request(tb, host, pa, "OPTIONS", f"sip:a@{hostport(host, pa)};transport=tcp", ooo_headers("alias-back"))
+    back = wait_event(a, "request")
+    a.respond(back.txn_id, 200, None, [])
+    assert wait_event(b, "response").status == 200
+    assert a.counts()["connections"] == 1 and b.counts()["connections"] == 1
 
 
 @pytest.mark.parametrize("family", FAMILIES)

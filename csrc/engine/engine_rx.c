@@ -28,8 +28,9 @@ void engine_make_via(struct engine *e, const struct transport *tp, char *via, si
     char branch[17];
     engine_rand_hex(e, branch, 16);
     int v6 = netaddr_is_ipv6(&tp->local);
-    snprintf(via, vlen, "SIP/2.0/%s %s%s%s:%u;rport;branch=z9hG4bK%s", engine_tp_name(tp), v6 ? "[" : "", tp->host,
-             v6 ? "]" : "", tp->port, branch);
+    /* on TCP and TLS we ask the peer to reuse this connection for its requests to us (RFC 5923 5) */
+    snprintf(via, vlen, "SIP/2.0/%s %s%s%s:%u;rport%s;branch=z9hG4bK%s", engine_tp_name(tp), v6 ? "[" : "", tp->host,
+             v6 ? "]" : "", tp->port, tp->kind == TP_UDP ? "" : ";alias", branch);
 }
 
 /* "C"/"S" + branch + NUL + method; RFC 2543 peers without a branch are keyed by Call-ID, CSeq and From tag. */
