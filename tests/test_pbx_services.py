@@ -186,7 +186,7 @@ def test_pbx_holds_the_200_after_a_reliable_183_with_sdp_until_the_callers_prack
 
 def test_pbx_pracked_180_then_486_reaches_the_caller_with_the_same_to_tag_and_is_acked(make_phone, pbx) -> None:
     """The seed's Kamailio case (a PRACKed 180, then 486) through the reference PBX, checked on the wire."""
-    from test_prack import _LoopbackSniffer
+    from test_prack import _LoopbackSniffer, pracked_180_then_486
 
     alice, bob = make_phone("alice", _RelCaller()), make_phone("bob", _RelCallee())
     try:
@@ -194,27 +194,7 @@ def test_pbx_pracked_180_then_486_reaches_the_caller_with_the_same_to_tag_and_is
     except PermissionError:
         pytest.skip("capturing on loopback needs CAP_NET_RAW")
     try:
-        out = alice.call("bob")
-        inc = bob.wait_for_call(3)
-        inc.ring()
-        r180 = alice.expect(ResponseReceived, 3, status=180)
-        assert r180.message.header("RSeq") and r180.message.header("Require") == "100rel"
-        bob.expect(RequestReceived, 3, method="PRACK")
-        alice.expect(ResponseReceived, 3, status=200, method="PRACK")
-        inc.reject(486)
-        ended = alice.expect(CallEnded, 3, call=out)
-        assert ended.status == 486
-        r486 = alice.expect(ResponseReceived, 3, status=486)
-        tag = r180.message.nameaddr("To")["tag"]
-        assert r486.message.nameaddr("To")["tag"] == tag, "the 486 keeps the To tag of the PRACKed 180"
-        time.sleep(0.8)
-        acks = [parse(d) for sp, dp, d in sniffer.packets if sp == alice.port and dp == pbx.port
-                and d.startswith(b"ACK ")]
-        assert len(acks) == 1, "the caller ACKed the 486 once"
-        assert acks[0].nameaddr("To")["tag"] == tag and acks[0].cseq[0] == r486.message.cseq[0]
-        finals = [d for sp, dp, d in sniffer.packets if sp == pbx.port and dp == alice.port
-                  and d.startswith(b"SIP/2.0 486")]
-        assert len(finals) == 1, "the PBX got the ACK: it does not send the 486 again"
+        pracked_180_then_486(alice, bob, sniffer, pbx.port)
         b_acks = [d for sp, dp, d in sniffer.packets if sp == pbx.port and dp == bob.port and d.startswith(b"ACK ")]
         assert len(b_acks) == 1, "the PBX ACKed Bob's 486 on the B leg"
     finally:

@@ -441,9 +441,39 @@ class _LoopbackSniffer:
         self.sock.close()
 
 
+def pracked_180_then_486(alice: Phone, bob: Phone, sniffer: "_LoopbackSniffer", server_port: int) -> None:
+    """The seed's case (003) driven and checked on the wire through a server on server_port: INVITE with
+    100rel, reliable 180, PRACK and its 200, then 486 from the callee, which reaches the caller with the To tag
+    of the PRACKed 180 and is ACKed once (so the server does not send it again)."""
+    from pysiptest import parse
+
+    out = alice.call("bob")
+    inc = bob.wait_for_call(3)
+    inc.ring()
+    r180 = alice.expect(ResponseReceived, 3, status=180)
+    assert r180.message.header("RSeq") and r180.message.header("Require") == "100rel"
+    bob.expect(RequestReceived, 3, method="PRACK")
+    alice.expect(ResponseReceived, 3, status=200, method="PRACK")
+    inc.reject(486)
+    ended = alice.expect(CallEnded, 3, call=out)
+    assert ended.status == 486
+    r486 = alice.expect(ResponseReceived, 3, status=486)
+    tag = r180.message.nameaddr("To")["tag"]
+    assert r486.message.nameaddr("To")["tag"] == tag, "the 486 keeps the To tag of the PRACKed 180"
+    time.sleep(0.8)
+    acks = [parse(d) for sp, dp, d in sniffer.packets if sp == alice.port and dp == server_port
+            and d.startswith(b"ACK ")]
+    seen = [(sp, dp, d.split(b"\r\n", 1)[0]) for sp, dp, d in sniffer.packets if alice.port in (sp, dp)]
+    assert len(acks) == 1, f"the caller ACKed the 486 once; alice {alice.port}, server {server_port}: {seen}"
+    assert acks[0].nameaddr("To")["tag"] == tag and acks[0].cseq[0] == r486.message.cseq[0]
+    finals = [d for sp, dp, d in sniffer.packets if sp == server_port and dp == alice.port
+              and d.startswith(b"SIP/2.0 486")]
+    assert len(finals) == 1, "the server got the ACK: it does not send the 486 again"
+
+
 @pytest.mark.requires_binary("kamailio")
 def test_kamailio_pracked_180_then_486_reaches_caller_with_same_to_tag_and_is_acked(pengine):
-    """The seed's case (003): INVITE with Supported+Require 100rel, reliable 180, PRACK, 200, then 486."""
+    """The seed's case (003) through Kamailio."""
     from pysiptest.sut import Kamailio
 
     sniffer = None
@@ -458,31 +488,7 @@ def test_kamailio_pracked_180_then_486_reaches_caller_with_same_to_tag_and_is_ac
                 pytest.skip("capturing on loopback needs CAP_NET_RAW")
             bob.register(timeout=3)
             alice.register(timeout=3)
-            out = alice.call("bob")
-            inc = bob.wait_for_call(3)
-            inc.ring()
-            r180 = alice.expect(ResponseReceived, 3, status=180)
-            assert r180.message.header("RSeq") and r180.message.header("Require") == "100rel"
-            bob.expect(RequestReceived, 3, method="PRACK")
-            alice.expect(ResponseReceived, 3, status=200, method="PRACK")
-            inc.reject(486)
-            ended = alice.expect(CallEnded, 3, call=out)
-            assert ended.status == 486
-            r486 = alice.expect(ResponseReceived, 3, status=486)
-            tag = r180.message.nameaddr("To")["tag"]
-            assert r486.message.nameaddr("To")["tag"] == tag, "the 486 keeps the To tag of the PRACKed 180"
-            time.sleep(0.6)
-            acks = [d for sp, dp, d in sniffer.packets if sp == alice.port and dp == kam.port and d.startswith(b"ACK ")]
-            seen = [(sp, dp, d.split(b"\r\n", 1)[0]) for sp, dp, d in sniffer.packets if alice.port in (sp, dp)]
-            assert acks, f"the caller ACKed the 486; alice {alice.port}, kamailio {kam.port}: {seen}"
-            from pysiptest import parse
-            ack = parse(acks[0])
-            assert ack.nameaddr("To")["tag"] == tag
-            assert ack.cseq[0] == r486.message.cseq[0]
-            # Kamailio got the ACK: it does not send the 486 again
-            again = [d for sp, dp, d in sniffer.packets if sp == kam.port and dp == alice.port
-                     and d.startswith(b"SIP/2.0 486")]
-            assert len(again) == 1
+            pracked_180_then_486(alice, bob, sniffer, kam.port)
     finally:
         if sniffer is not None:
             sniffer.close()
