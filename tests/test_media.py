@@ -182,6 +182,20 @@ def test_closed_stream_is_unknown(media: _core.Media) -> None:
     assert media.stats(b)["rx_payload_type"] == -1
 
 
+def test_stream_on_a_free_port_holds_the_rtcp_port_from_the_open(media: _core.Media) -> None:
+    # the SDP offer names port P, and the peer sends RTCP to P + 1 from its answer on (baresip at once): P + 1
+    # must be ours before anything else can take it, and read before the stream starts
+    a, pa = media.open(LOOP)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        with pytest.raises(OSError):
+            s.bind((LOOP, pa + 1))
+        s.sendto(b"\x80\xc9\x00\x01" + struct.pack("!I", 0x1234), (LOOP, pa + 1))  # an empty RR
+        assert wait_for(lambda: media.stats(a)["rtcp_rx"] == 1)
+    media.close_stream(a)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LOOP, pa + 1))  # freed with the stream
+
+
 def test_bad_arguments_raise(media: _core.Media) -> None:
     a, _ = media.open(LOOP)
     with pytest.raises(ValueError, match="numeric"):

@@ -87,7 +87,8 @@ void media_stream_destroy(struct media *m, struct media_stream *s)
     free(s);
 }
 
-/* RTCP on RTP port + 1 of the stream's own address: bind it once. 0 or -errno with err. */
+/* RTCP on RTP port + 1 of the stream's own address: bind it once (a stream opened on port 0 has it from
+ * the open, reserved with its RTP port).  0 or -errno with err. */
 static int open_rtcp_socket(struct media *m, struct media_stream *s, struct media_cmd *c)
 {
     if (s->rtcp_fd >= 0)
@@ -142,6 +143,13 @@ static int cmd_open(struct media *m, struct media_cmd *c)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->ref_rtp};
     if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
         int e = errno;
+        media_set_err(c->err, c->errlen, e, "epoll_ctl");
+        return -e;
+    }
+    struct epoll_event rev = {.events = EPOLLIN, .data.ptr = &s->ref_rtcp};
+    if (s->rtcp_fd >= 0 && epoll_ctl(m->epfd, EPOLL_CTL_ADD, s->rtcp_fd, &rev) < 0) {
+        int e = errno;
+        epoll_ctl(m->epfd, EPOLL_CTL_DEL, s->fd, NULL);
         media_set_err(c->err, c->errlen, e, "epoll_ctl");
         return -e;
     }

@@ -8,6 +8,9 @@
 #include "rtp/media_int.h"
 
 #define NTP_UNIX_OFFSET 2208988800u
+/* an RTT computed below zero by at most this (1/65536 s, here 10 ms) is the peer rounding its DLSR up, on a
+ * near-zero path: reported as 0 ms; anything more negative is a bogus report and is ignored */
+#define RTT_ROUNDING_SLACK 655u
 
 uint64_t media_ntp_now(void)
 {
@@ -108,6 +111,8 @@ static void handle_rtcp(struct media *m, struct media_stream *s, uint8_t *buf, s
             uint32_t rtt = now_mid - rep.block.lsr - rep.block.dlsr;
             if (rtt < 0x80000000u)
                 st->rtt_ms = rtt * 1000.0 / 65536.0;
+            else if (0u - rtt <= RTT_ROUNDING_SLACK)
+                st->rtt_ms = 0.0; /* a near-zero RTT less the peer's DLSR, rounded up (baresip does) */
         }
     }
     pthread_mutex_unlock(&m->table_lock);

@@ -78,9 +78,13 @@ static int parse_addr(const char *host, uint16_t port, int passive, struct socka
     return 0;
 }
 
-static int bind_socket(struct sockaddr_storage *addr, socklen_t addrlen, char *err, size_t errlen)
+/* Bind RTP on addr; with port 0, on an even port whose odd neighbour is bound too, in *rtcp_fd (RFC 3550
+ * 11: RTCP on the next port, reserved now so that nothing takes it before the stream starts); else *rtcp_fd
+ * is -1.  The RTP fd, or a negative code with err. */
+static int bind_socket(struct sockaddr_storage *addr, socklen_t addrlen, int *rtcp_fd, char *err, size_t errlen)
 {
     int want_even = media_addr_port(addr) == 0;
+    *rtcp_fd = -1;
     int odd[MEDIA_EVEN_PORT_TRIES];
     int nodd = 0;
     int fd = -1, r = 0;
@@ -103,9 +107,25 @@ static int bind_socket(struct sockaddr_storage *addr, socklen_t addrlen, char *e
             media_set_err(err, errlen, errno, "getsockname");
             break;
         }
-        if (!want_even || media_addr_port(&got) % 2 == 0) {
+        if (!want_even) {
             *addr = got;
             break;
+        }
+        if (media_addr_port(&got) % 2 == 0 && media_addr_port(&got) < 65535) {
+            struct sockaddr_storage next = got;
+            uint16_t np = htons((uint16_t)(media_addr_port(&got) + 1));
+            if (got.ss_family == AF_INET)
+                ((struct sockaddr_in *)&next)->sin_port = np;
+            else
+                ((struct sockaddr_in6 *)&next)->sin6_port = np;
+            int rfd = socket(got.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (rfd >= 0 && bind(rfd, (struct sockaddr *)&next, gotlen) == 0) {
+                *addr = got;
+                *rtcp_fd = rfd;
+                break;
+            }
+            if (rfd >= 0)
+                close(rfd);
         }
         odd[nodd++] = fd; /* keep it bound so the kernel offers another port next time */
         fd = -1;
@@ -114,7 +134,7 @@ static int bind_socket(struct sockaddr_storage *addr, socklen_t addrlen, char *e
         close(odd[i]);
     if (r == 0 && fd < 0) {
         r = -EADDRINUSE;
-        media_set_err(err, errlen, 0, "no even UDP port was free");
+        media_set_err(err, errlen, 0, "no even UDP port with a free RTCP port after it");
     }
     if (r < 0) {
         if (fd >= 0)
@@ -140,7 +160,8 @@ int media_stream_open(struct media *m, const char *host, uint16_t port, uint32_t
         media_set_err(err, errlen, 0, "no memory for a stream");
         return -ENOMEM;
     }
-    int fd = bind_socket(&addr, addrlen, err, errlen);
+    int rtcp_fd;
+    int fd = bind_socket(&addr, addrlen, &rtcp_fd, err, errlen);
     if (fd < 0) {
         free(s);
         return fd;
@@ -150,12 +171,14 @@ int media_stream_open(struct media *m, const char *host, uint16_t port, uint32_t
     if (r < 0) {
         media_set_err(err, errlen, -r, "no random bytes for SSRC and sequence");
         close(fd);
+        if (rtcp_fd >= 0)
+            close(rtcp_fd);
         free(s);
         return r;
     }
     s->fd = fd;
     s->family = addr.ss_family;
-    s->rtcp_fd = -1;
+    s->rtcp_fd = rtcp_fd; /* added to epoll by the open command */
     s->ref_rtp.s = s;
     s->ref_rtcp.s = s;
     s->ref_rtcp.rtcp = 1;
@@ -182,6 +205,8 @@ int media_stream_open(struct media *m, const char *host, uint16_t port, uint32_t
         if (r == -ESHUTDOWN)
             media_set_err(err, errlen, 0, "the media engine is closed");
         close(fd);
+        if (rtcp_fd >= 0)
+            close(rtcp_fd);
         free(s);
         return r;
     }
