@@ -11,39 +11,9 @@ import pytest
 
 from pysiptest import _core
 from pysiptest.sut._proc import wait_until
-from transport_util import hostport, loopback, make_pki, ooo_headers, wait_event
+from transport_util import core, hostport, loopback, make_pki, ooo_headers, recv_until, wait_event  # noqa: F401 (core: fixture)
 
 FAMILIES = ["ipv4", "ipv6"]
-
-
-@pytest.fixture
-def core():
-    engines: list[_core.Engine] = []
-
-    def make(**kw) -> _core.Engine:
-        e = _core.Engine(t1=kw.pop("t1", 0.1), **kw)
-        engines.append(e)
-        return e
-
-    try:
-        yield make
-    finally:
-        for e in engines:
-            e.close()
-
-
-def _recv_until(s: socket.socket, token: bytes, timeout: float = 2.0) -> bytes:
-    data = b""
-    end = time.monotonic() + timeout
-    while token not in data and time.monotonic() < end:
-        r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
-        if not r:
-            break
-        chunk = s.recv(65535)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def _closed_by_peer(s: socket.socket, timeout: float = 2.0) -> bool:
@@ -84,10 +54,10 @@ def test_via_alias_makes_requests_to_the_peer_reuse_its_connection(family, alias
         via = hostport(host, peer_port) + (";alias" if alias else "")
         s.sendall(_options(host, pa, "alias1", via))
         a.respond(wait_event(a, "request").txn_id, 200, None, [])
-        assert b"SIP/2.0 200" in _recv_until(s, b"\r\n\r\n")
+        assert b"SIP/2.0 200" in recv_until(s, b"\r\n\r\n")
         # a request from a to the Via's sent-by: on the accepted connection with alias, else a new connection
         a.request(ta, host, peer_port, "OPTIONS", f"sip:peer@{hostport(host, peer_port)}", ooo_headers("alias2"))
-        got = _recv_until(s, b"\r\n\r\n", timeout=1.0 if alias else 0.5)
+        got = recv_until(s, b"\r\n\r\n", timeout=1.0 if alias else 0.5)
         r, _, _ = select.select([ls], [], [], 0.5 if alias else 2.0)
         if alias:
             assert got.startswith(b"OPTIONS sip:peer@"), got[:80]
@@ -99,7 +69,7 @@ def test_via_alias_makes_requests_to_the_peer_reuse_its_connection(family, alias
             c, _ = ls.accept()
             c.settimeout(2)
             try:
-                assert _recv_until(c, b"\r\n\r\n").startswith(b"OPTIONS sip:peer@")
+                assert recv_until(c, b"\r\n\r\n").startswith(b"OPTIONS sip:peer@")
                 assert a.counts()["connections"] == 2
             finally:
                 c.close()
@@ -117,7 +87,7 @@ def test_alias_connection_closing_ends_the_reuse(core) -> None:
     s = socket.create_connection((host, pa), timeout=2)
     s.sendall(_options(host, pa, "alias3", f"{host}:{peer_port};alias"))
     a.respond(wait_event(a, "request").txn_id, 200, None, [])
-    _recv_until(s, b"\r\n\r\n")
+    recv_until(s, b"\r\n\r\n")
     s.close()
     wait_until(lambda: a.counts()["connections"] == 0, 2, what="the closed connection to go")
     a.request(ta, host, peer_port, "OPTIONS", f"sip:peer@{host}:{peer_port}", ooo_headers("alias4"))
@@ -139,7 +109,7 @@ def test_connection_limit_closes_the_least_recently_active_idle_connection(core)
         wait_until(lambda: a.counts()["connections"] == 2, 2, what="two accepted connections")
         time.sleep(0.05)  # activity times are in ms: the ping must come later than s2's accept
         s1.sendall(b"\r\n\r\n")  # a keep-alive ping: s1 is now more recently active than s2
-        assert _recv_until(s1, b"\r\n", 2.0) == b"\r\n"
+        assert recv_until(s1, b"\r\n", 2.0) == b"\r\n"
         time.sleep(0.05)
         s3 = socket.create_connection((host, pa), timeout=2)
         assert _closed_by_peer(s2), "the least recently active connection (s2) was not closed"
@@ -149,7 +119,7 @@ def test_connection_limit_closes_the_least_recently_active_idle_connection(core)
         # s1 and s3 both work
         for s in (s1, s3):
             s.sendall(b"\r\n\r\n")
-            assert _recv_until(s, b"\r\n", 2.0) == b"\r\n"
+            assert recv_until(s, b"\r\n", 2.0) == b"\r\n"
         assert a.counts()["connections"] == 2
     finally:
         for s in (s1, s2, s3):

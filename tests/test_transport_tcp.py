@@ -12,25 +12,9 @@ import pytest
 from pysiptest import Answered, CallEnded, Device, Engine, IncomingCall, Phone, _core
 from pysiptest.sut._proc import free_port, wait_until
 from test_sipp_interop import CALLS, sipp  # noqa: F401  (the sipp fixture)
-from transport_util import hostport, loopback, ooo_headers, wait_event
+from transport_util import core, hostport, loopback, ooo_headers, recv_until, wait_event  # noqa: F401 (core: fixture)
 
 FAMILIES = ["ipv4", "ipv6"]
-
-
-@pytest.fixture
-def core():
-    engines: list[_core.Engine] = []
-
-    def make(**kw) -> _core.Engine:
-        e = _core.Engine(t1=kw.pop("t1", 0.1), **kw)
-        engines.append(e)
-        return e
-
-    try:
-        yield make
-    finally:
-        for e in engines:
-            e.close()
 
 
 def _raw_conn(host: str, port: int) -> socket.socket:

@@ -16,7 +16,7 @@ import pytest
 from pysiptest import Answered, CallEnded, Device, Engine, IncomingCall, Phone, _core
 from pysiptest.sut._proc import free_port, wait_until
 from pysiptest.transport import TlsConfig
-from transport_util import Pki, hostport, loopback, make_pki, ooo_headers, wait_event
+from transport_util import Pki, core, hostport, loopback, make_pki, ooo_headers, wait_event  # noqa: F401 (core: fixture)
 
 FAMILIES = ["ipv4", "ipv6"]
 
@@ -24,22 +24,6 @@ FAMILIES = ["ipv4", "ipv6"]
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def core():
-    engines: list[_core.Engine] = []
-
-    def make(**kw) -> _core.Engine:
-        e = _core.Engine(t1=kw.pop("t1", 0.1), **kw)
-        engines.append(e)
-        return e
-
-    try:
-        yield make
-    finally:
-        for e in engines:
-            e.close()
 
 
 def _tls(pki: Pki, **kw) -> TlsConfig:

@@ -3,6 +3,7 @@ the ``openssl`` command (a CA, a server/client certificate for the loopback addr
 an untrusted self-signed one)."""
 from __future__ import annotations
 
+import select
 import shutil
 import socket
 import subprocess
@@ -28,6 +29,39 @@ class Ev(NamedTuple):
     status: int
     message: object
     info: str
+
+
+@pytest.fixture
+def core():
+    """Bare ``_core.Engine`` objects (T1 100 ms unless given) made by the test, closed after it.  Test files
+    use it with ``from transport_util import core``."""
+    engines: list[_core.Engine] = []
+
+    def make(**kw) -> _core.Engine:
+        e = _core.Engine(t1=kw.pop("t1", 0.1), **kw)
+        engines.append(e)
+        return e
+
+    try:
+        yield make
+    finally:
+        for e in engines:
+            e.close()
+
+
+def recv_until(s: socket.socket, token: bytes, timeout: float = 2.0) -> bytes:
+    """Read from s until token arrived, the peer closed, or timeout passed; what was read."""
+    data = b""
+    end = time.monotonic() + timeout
+    while token not in data and time.monotonic() < end:
+        r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
+        if not r:
+            break
+        chunk = s.recv(65535)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def loopback(family: str) -> str:
