@@ -216,6 +216,7 @@ def cmd_pbx(args: argparse.Namespace) -> int:
 def _tls_config(args: argparse.Namespace) -> Optional[TlsConfig]:
     """The TLS settings of ``--cert/--key/--ca/--no-verify`` with ``--transport tls``; None for udp/tcp."""
     if args.transport == "tls":
+        from pysiptest.transport import TlsConfig
         return TlsConfig(cert=args.cert, key=args.key, ca=args.ca, verify=not args.no_verify)
     if args.cert or args.key or args.ca or args.no_verify:
         raise ValueError("--cert, --key, --ca and --no-verify need --transport tls")
