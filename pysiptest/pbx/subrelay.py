@@ -12,11 +12,10 @@ Runs on the PBX's dispatcher under its lock.
 """
 from __future__ import annotations
 
-import secrets
 from typing import TYPE_CHECKING, Optional
 
-from pysiptest._uri import uri_user as _user_of
 from pysiptest.events import CoreEvent
+from pysiptest.pbx.outdialog import send_new_leg
 
 if TYPE_CHECKING:  # pragma: no cover
     from pysiptest.pbx.b2bua import Bridge, ReferencePBX
@@ -38,36 +37,13 @@ class SubscriptionRelay:
 
         pbx = self.pbx
         msg = ev.message
-        user = _user_of(msg.uri or "")
-        bindings = pbx.registrar.lookup(user) if user else []
-        if not bindings:
-            pbx._respond(ev.txn_id, 404, f"User {user or '?'} Not Registered")
+        leg = send_new_leg(pbx, ev, contact=True)
+        if leg is None:
             return
-        b = bindings[0]
-        from_na = msg.nameaddr("From") or {}
-        sender = _user_of(from_na.get("uri", "")) or "anonymous"
-        display = from_na.get("display") or sender
-        call_id = secrets.token_hex(10)
-        headers = [
-            ("From", f"\"{display}\" <sip:{sender}@{pbx.domain}>;tag={secrets.token_hex(6)}"),
-            ("To", f"<sip:{user}@{pbx.domain}>"),
-            ("Call-ID", call_id),
-            ("CSeq", "1 SUBSCRIBE"),
-            ("Contact", f"<{pbx._contact_on(b.transport_id)}>"),
-            *pbx._copied_headers(msg),
-        ]
-        try:
-            txn = pbx.engine.core.request(b.transport_id or pbx.transport_id, b.host, b.port, "SUBSCRIBE",
-                                          b.contact, headers, msg.body or b"")
-        except Exception as exc:
-            pbx.log.warning("cannot relay SUBSCRIBE to %s: %s", user, exc)
-            pbx._respond(ev.txn_id, 480, "Temporarily Unavailable")
-            return
-        br = Bridge(caller=sender, callee=user, a_txn=ev.txn_id, b_txn=txn, target=user,
+        txn, b, call_id = leg.txn, leg.binding, leg.call_id
+        br = Bridge(caller=leg.sender, callee=leg.user, a_txn=ev.txn_id, b_txn=txn, target=leg.user,
                     a_transport=ev.transport_id, b_transport=b.transport_id or pbx.transport_id)
         br.history.append(f"SUBSCRIBE {msg.header('Event') or ''} relayed")
-        pbx._relays[txn] = ev.txn_id
-        pbx._relay_tp[ev.txn_id] = ev.transport_id
         self._pending[txn] = br
         self._by_call_id[call_id] = br
         self.relayed += 1
