@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from types import TracebackType
 
 __all__ = ["SystemUnderTest"]
@@ -23,6 +24,9 @@ class SystemUnderTest(ABC):
     port: int
     domain: str
     transport: str = "udp"
+    #: the TLS listener, when the adapter was given a certificate (reference PBX, Kamailio)
+    tls_cert: str | Path | None = None
+    tls_port: int = 0
 
     @abstractmethod
     def start(self) -> None:
@@ -37,6 +41,18 @@ class SystemUnderTest(ABC):
         """``host:port`` to send requests to (IPv6 hosts in brackets)."""
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
         return f"{host}:{self.port}"
+
+    @property
+    def tls(self) -> bool:
+        """True when the system serves TLS too (a certificate and key were given)."""
+        return self.tls_cert is not None
+
+    @property
+    def tls_target(self) -> str:
+        """``host:port`` of the TLS listener (IPv6 hosts in brackets); RuntimeError without one."""
+        if not self.tls:
+            raise RuntimeError(f"{type(self).__name__} has no TLS listener: give tls_cert and tls_key")
+        return self.target.rsplit(":", 1)[0] + f":{self.tls_port}"
 
     def set_dnd(self, user: str, enabled: bool) -> None:
         """Turn Do Not Disturb on or off for ``user`` on the server."""

@@ -140,18 +140,6 @@ class Kamailio(SystemUnderTest):
         """True while our kamailio process runs."""
         return self._proc is not None and self._proc.alive()
 
-    @property
-    def tls(self) -> bool:
-        """True when Kamailio serves TLS too (a certificate and key were given)."""
-        return self.tls_cert is not None
-
-    @property
-    def tls_target(self) -> str:
-        """``host:port`` of the TLS listener (IPv6 hosts in brackets)."""
-        if not self.tls:
-            raise KamailioError("this Kamailio has no TLS listener: give tls_cert and tls_key")
-        return f"{self._bracketed}:{self.tls_port}"
-
     def command(self) -> list[str]:
         """The kamailio command line for the current port and working dir."""
         if self.workdir is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
-from pysiptest._uri import hostport, uri_host
+from pysiptest._uri import uri_host
 from pysiptest.engine import Engine
 from pysiptest.pbx import ReferencePBX
 from pysiptest.sut.base import SystemUnderTest
@@ -59,18 +59,6 @@ class ReferencePbxSut(SystemUnderTest):
             raise
         self.port = self.pbx.port
         self.tls_port = self.pbx.tls_port
-
-    @property
-    def tls(self) -> bool:
-        """True when the PBX has a TLS listener."""
-        return self.tls_cert is not None
-
-    @property
-    def tls_target(self) -> str:
-        """HOST:PORT of the TLS listener (after start)."""
-        if not self.tls:
-            raise RuntimeError("this reference PBX has no TLS listener: give tls_cert and tls_key")
-        return hostport(self.host, self.tls_port)
 
     def _running(self) -> ReferencePBX:
         if self.pbx is None:
