@@ -6,14 +6,13 @@ SIPp as caller requires 100rel; the phone sends a reliable 183 with SDP and answ
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from pysiptest import Answered, CallEnded, Device, Engine, Phone, RequestReceived, ResponseReceived
-from pysiptest.sut._proc import ManagedProcess, free_port, wait_until
-from test_sipp_interop import CALLS, Sipp, _udp_port_taken
+from pysiptest.sut._proc import free_port, wait_until
+from test_sipp_interop import CALLS, _udp_port_taken, sipp  # noqa: F401 (sipp: fixture)
 
 pytestmark = pytest.mark.requires_binary("sipp")
 
@@ -33,34 +32,10 @@ class RelCaller(Device):
     ring_delay = None
 
 
-@pytest.fixture
-def sipp_sf(tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
-    """Factory: ``sipp_sf("prack_uac.xml", port, remote=None, extra=())``; stopped by PID at teardown."""
-    runs: list[Sipp] = []
-
-    def start(scenario: str, port: int, remote: str | None = None, extra: tuple[str, ...] = ()) -> Sipp:
-        n = len(runs)
-        stat, err = tmp_path / f"sipp-{n}.csv", tmp_path / f"sipp-{n}-errors.log"
-        argv = ["sipp", "-sf", str(SCENARIOS / scenario), "-i", HOST, "-p", str(port), "-m", str(CALLS),
-                "-timeout", "30s", "-timeout_error", "-nostdin",
-                "-trace_stat", "-stf", str(stat), "-trace_err", "-error_file", str(err), *extra]
-        if remote is not None:
-            argv.append(remote)
-        run = Sipp(ManagedProcess(argv, tmp_path / f"sipp-{n}.log", cwd=tmp_path), stat, err)
-        runs.append(run)
-        return run
-
-    try:
-        yield start
-    finally:
-        for run in runs:
-            run.proc.stop(timeout=5)
-
-
-def test_sipp_uac_requiring_100rel_gets_the_200_only_after_its_prack(engine: Engine, sipp_sf) -> None:
+def test_sipp_uac_requiring_100rel_gets_the_200_only_after_its_prack(engine: Engine, sipp) -> None:
     bob = Phone("pysiptest", RelCallee(), engine=engine, host=HOST)
-    uac = sipp_sf("prack_uac.xml", free_port(HOST, tcp=False), remote=f"{HOST}:{bob.port}",
-                  extra=("-s", "pysiptest", "-r", "10"))
+    uac = sipp(SCENARIOS / "prack_uac.xml", HOST, free_port(HOST, tcp=False), remote=f"{HOST}:{bob.port}",
+               extra=("-s", "pysiptest", "-r", "10"))
     for i in range(CALLS):
         inc = bob.wait_for_call(10)
         assert inc.request.header("Require") == "100rel", f"call {i + 1}"
@@ -74,9 +49,9 @@ def test_sipp_uac_requiring_100rel_gets_the_200_only_after_its_prack(engine: Eng
     assert all(c.state == "terminated" and c.end_reason == "BYE received" for c in bob.calls)
 
 
-def test_phone_requiring_100rel_pracks_sipps_reliable_180(engine: Engine, sipp_sf) -> None:
+def test_phone_requiring_100rel_pracks_sipps_reliable_180(engine: Engine, sipp) -> None:
     port = free_port(HOST, tcp=False)
-    uas = sipp_sf("prack_uas.xml", port)
+    uas = sipp(SCENARIOS / "prack_uas.xml", HOST, port)
     wait_until(lambda: _udp_port_taken(HOST, port) or not uas.proc.alive(), 10, what="SIPp to listen")
     assert uas.proc.alive(), f"SIPp did not start:\n{uas.report()}"
     alice = Phone("alice", RelCaller(), engine=engine, host=HOST, proxy=(HOST, port))
