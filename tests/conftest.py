@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("PYSIPTEST_DEVICES", str(ROOT / "devices"))
 
 #: how to install the programs that ``requires_binary`` knows about
-INSTALL_HINTS = {"sipp": "apt-get install sip-tester", "kamailio": "apt-get install kamailio"}
+INSTALL_HINTS = {"sipp": "apt-get install sip-tester", "kamailio": "apt-get install kamailio",
+                 "baresip": "apt-get install baresip-core"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -99,36 +100,12 @@ class CliProcess:
 
     def output(self) -> str:
         """Everything the command printed so far."""
-        try:
-            return self.proc.log_path.read_text("utf-8", "replace")
-        except OSError:
-            return ""
+        return self.proc.output()
 
     def wait_for(self, pattern: str, timeout: float = 10.0, count: int = 1) -> list[re.Match[str]]:
         """Wait until ``pattern`` (a regex, per line) matched at least ``count`` lines; returns the matches.
-
-        Fails at once, with the output, when the process exits first.
-        """
-        rx = re.compile(pattern, re.MULTILINE)
-        found: list[re.Match[str]] = []
-
-        def ready() -> bool:
-            found[:] = list(rx.finditer(self.output()))
-            if len(found) >= count:
-                return True
-            if not self.proc.alive():
-                found[:] = list(rx.finditer(self.output()))  # the last lines may have come with the exit
-                if len(found) >= count:
-                    return True
-                raise AssertionError(f"pysiptest {' '.join(self.args)} exited with {self.proc.returncode} "
-                                     f"before printing {pattern!r} x{count}:\n{self.output()}")
-            return False
-
-        try:
-            wait_until(ready, timeout, what=f"{pattern!r} x{count}")
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}; output so far:\n{self.output()}") from None
-        return found
+        Fails at once, with the output, when the process exits first."""
+        return self.proc.wait_for_output(pattern, timeout, count, name=f"pysiptest {' '.join(self.args)}")
 
     def send_signal(self, sig: int) -> None:
         """Send sig to this PID only."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -167,6 +168,39 @@ class ManagedProcess:
         except OSError:
             return ""
         return b"".join(lines).decode("utf-8", "replace")
+
+    def output(self) -> str:
+        """Everything the process printed so far (its log)."""
+        try:
+            return Path(self.log_path).read_text("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def wait_for_output(self, pattern: str, timeout: float, count: int = 1,
+                        name: str = "") -> list["re.Match[str]"]:
+        """Wait until ``pattern`` (a regex, multi-line) matched the output ``count`` times; the matches.
+        Raises AssertionError, with the output, when the process exits first or the time runs out."""
+        rx = re.compile(pattern, re.MULTILINE)
+        found: list[re.Match[str]] = []
+        who = name or os.path.basename(self.argv[0])
+
+        def ready() -> bool:
+            found[:] = list(rx.finditer(self.output()))
+            if len(found) >= count:
+                return True
+            if not self.alive():
+                found[:] = list(rx.finditer(self.output()))  # the last lines may have come with the exit
+                if len(found) >= count:
+                    return True
+                raise AssertionError(f"{who} exited with {self.returncode} before printing {pattern!r} "
+                                     f"x{count}:\n{self.output()}")
+            return False
+
+        try:
+            wait_until(ready, timeout, what=f"{who} printing {pattern!r} x{count}")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; output so far:\n{self.output()[-6000:]}") from None
+        return found
 
     def __repr__(self) -> str:
         state = "running" if self.alive() else f"exited {self.returncode}"
