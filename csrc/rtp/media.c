@@ -31,6 +31,7 @@
 #include "rtp/media_int.h"
 
 #define MEDIA_EVENTS 256 /* ready sockets taken per epoll_wait */
+#define MEDIA_RX_BETWEEN_TIMERS 8 /* sockets read between two looks at the clock */
 #define MEDIA_BUCKETS_MIN 64
 #define MEDIA_MAX_WAIT_NS 1000000000u /* wake at least once a second */
 #define MEDIA_SLICE_NS 100000u         /* the fair scheduler's shortest slice, 0.1 ms */
@@ -137,6 +138,13 @@ static void *media_thread_main(void *arg)
                 commands = 1;
             else
                 media_rx_ready(m, evs[i].data.ptr);
+            /* a long batch of reads must not make packets late: every few sockets, send what fell due */
+            if ((i + 1) % MEDIA_RX_BETWEEN_TIMERS == 0 && media_mono_ms() != now) {
+                now = media_mono_ms();
+                while ((t = twheel_pop(&m->wheel, now)) != NULL)
+                    media_tx_timer(m, t->arg, t, now);
+                media_tx_flush(m);
+            }
         }
         media_tx_flush(m); /* the echoes; before commands, which may free a queued packet's stream */
         if (commands) {
