@@ -80,6 +80,8 @@ def test_hold_stops_the_far_side_sending_and_resume_restarts_it(make_phone) -> N
     time.sleep(0.5)
     assert inc.media_stats()["tx_packets"] == far_tx and out.media_stats()["rx_packets"] == near_rx
     assert inc.media_stats()["rx_packets"] > 0 and inc.heard_tone(440.0)  # Alice still sends
+    assert not out.heard_tone(1000.0), "Bob stopped sending 0.7 s ago: Alice no longer hears his tone"
+    assert out.phone.engine.media.detect_tone(out.media_id, 1000.0, 200)["silent"]
     out.resume()
     assert inc.session.direction == out.session.direction == "sendrecv"
     time.sleep(0.5)

@@ -140,7 +140,8 @@ struct dtmf_event;
 int media_stream_dtmf_events(struct media *m, uint32_t id, struct dtmf_event *out, size_t max, size_t *n);
 
 struct tone_result;
-/* Goertzel: the level of hz in the newest window_ms (1..1024) of received G.711 audio. */
+/* Goertzel: the level of hz in the newest window_ms (1..1024) of received G.711 audio; when no audio
+ * arrived for window_ms + 100 ms (the far side stopped sending, or its packets fail SRTP), silence. */
 int media_stream_tone(struct media *m, uint32_t id, double hz, uint32_t window_ms, struct tone_result *out);
 /* The received G.711 audio, decoded: copy into out (max samples) the samples numbered since..total-1 of the
  * stream's ring (the newest TONE_RING_SAMPLES are kept, so an older since starts at the oldest kept one);

@@ -25,6 +25,8 @@
 #define MEDIA_RX_MAX_BATCHES 64    /* per readiness: a flooded socket cannot starve the others (level-triggered) */
 #define MEDIA_MAX_LATE_MS 100      /* behind schedule by more than this: skip packets instead of bursting */
 #define MEDIA_SAMPLES_PER_MS (RTP_GEN_RATE / 1000)
+/* audio older than the window asked for plus this is not "heard" any more (the far side stopped sending) */
+#define MEDIA_TONE_STALE_MS 100u
 #define MEDIA_MAX_PAYLOAD 1600u    /* the largest payload sent (a capture's, an echoed one) */
 #define MEDIA_TX_BUF (RTP_HEADER_LEN + MEDIA_MAX_PAYLOAD + SRTP_TRAILER_MAX)
 #define MEDIA_PENDING_MAX 32       /* packets held back by jitter/reordering per stream */
@@ -140,6 +142,7 @@ struct media_stream {
     struct media_stats stats;
     struct dtmf_rx dtmf_rx;
     struct tone_ring *ring; /* allocated at the first G.711 packet; owned */
+    uint64_t ring_last_ms;  /* when audio last went into the ring (media clock) */
 };
 
 enum media_cmd_op { MEDIA_CMD_OPEN, MEDIA_CMD_START, MEDIA_CMD_STOP, MEDIA_CMD_CLOSE, MEDIA_CMD_DTMF };

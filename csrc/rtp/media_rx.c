@@ -61,8 +61,10 @@ static void account_rtp(struct media_stream *s, const struct rtp_header *h, cons
         if (h->payload_type == RTP_PT_PCMU || h->payload_type == RTP_PT_PCMA) {
             if (s->ring == NULL)
                 s->ring = calloc(1, sizeof *s->ring);
-            if (s->ring != NULL && sr != RTP_SEQ_DUPLICATE)
+            if (s->ring != NULL && sr != RTP_SEQ_DUPLICATE) {
                 tone_ring_push_g711(s->ring, h->payload_type, pkt + h->payload_offset, h->payload_len);
+                s->ring_last_ms = now_ms;
+            }
         }
     }
     if (st->first_rx_ms == 0)

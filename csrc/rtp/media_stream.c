@@ -523,8 +523,10 @@ int media_stream_tone(struct media *m, uint32_t id, double hz, uint32_t window_m
         r = -ESHUTDOWN;
     else if (s == NULL)
         r = -ENOENT;
+    else if (s->ring == NULL || s->ring_last_ms + window_ms + MEDIA_TONE_STALE_MS < media_mono_ms())
+        r = tone_detect(&empty, hz, window_ms * MEDIA_SAMPLES_PER_MS, out); /* nothing arrived lately: silence */
     else
-        r = tone_detect(s->ring ? s->ring : &empty, hz, window_ms * MEDIA_SAMPLES_PER_MS, out);
+        r = tone_detect(s->ring, hz, window_ms * MEDIA_SAMPLES_PER_MS, out);
     pthread_mutex_unlock(&m->table_lock);
     return r;
 }
