@@ -3,7 +3,6 @@ reuse, responses on the request's connection, stream framing, RFC 5626 keep-aliv
 connects and ICMP port unreachable; phone-to-phone calls and SIPp over TCP (``-t t1``)."""
 from __future__ import annotations
 
-import select
 import socket
 import time
 
@@ -21,20 +20,6 @@ def _raw_conn(host: str, port: int) -> socket.socket:
     s = socket.create_connection((host, port), timeout=2)
     s.settimeout(2)
     return s
-
-
-def _recv_until(s: socket.socket, token: bytes, timeout: float = 2.0) -> bytes:
-    data = b""
-    end = time.monotonic() + timeout
-    while token not in data and time.monotonic() < end:
-        r, _, _ = select.select([s], [], [], end - time.monotonic())
-        if not r:
-            break
-        chunk = s.recv(65535)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def _options(host: str, port: int, call_id: str, via_port: int) -> bytes:
@@ -116,7 +101,7 @@ def test_double_crlf_ping_gets_single_crlf_pong_and_stream_framing_survives_spli
     s = _raw_conn(host, pb)
     try:
         s.sendall(b"\r\n\r\n")
-        assert _recv_until(s, b"\r\n", 1.0) == b"\r\n"
+        assert recv_until(s, b"\r\n", 1.0) == b"\r\n"
         # a lone CRLF (a pong) is skipped; one message in three writes, then two messages in one write
         m1, m2, m3 = (_options(host, pb, f"split{i}", s.getsockname()[1]) for i in range(3))
         s.sendall(b"\r\n" + m1[:10])
@@ -141,7 +126,7 @@ def test_response_goes_back_on_the_connection_the_request_came_on(core) -> None:
         s.sendall(_options(host, pb, "back", free_port(host, tcp=True)))
         req = wait_event(b, "request")
         b.respond(req.txn_id, 200, None, [])
-        data = _recv_until(s, b"\r\n\r\n")
+        data = recv_until(s, b"\r\n\r\n")
         assert data.startswith(b"SIP/2.0 200 OK\r\n"), data
         assert b";received=127.0.0.1" not in data or True  # same host: received is optional
         assert f"rport".encode() not in data.split(b"\r\n")[1] or True
