@@ -9,28 +9,19 @@ import random
 import select
 import socket
 import time
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import pytest
 
 import pysiptest
 from pysiptest import _core
+from transport_util import Ev
 
 EngineError = _core.EngineError
 HOST = "127.0.0.1"
 T1 = 0.05
 
 
-class Ev(NamedTuple):
-    kind: str
-    transport_id: int
-    txn_id: int
-    dialog_id: int
-    src_host: str
-    src_port: int
-    status: int
-    message: object
-    info: str
 
 
 class Peer:

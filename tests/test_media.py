@@ -26,7 +26,7 @@ def media() -> Iterator[_core.Media]:
         m.close()
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 2.0) -> bool:
+def wait_for(cond: Callable[[], bool], timeout: float = 3.0) -> bool:
     """Poll cond until it holds or timeout seconds pass."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 
 from pysiptest import _core
+from test_media import media, wait_for  # noqa: F401 (media: fixture)
 
 LOOP = "127.0.0.1"
 CORPUS = "/work/shared/corpus/rtp"
@@ -20,22 +20,6 @@ REF = os.path.join(CORPUS, "reference.json")
 needs_corpus = pytest.mark.skipif(not os.path.exists(REF), reason="corpus not present")
 
 
-@pytest.fixture
-def media() -> Iterator[_core.Media]:
-    m = _core.Media()
-    try:
-        yield m
-    finally:
-        m.close()
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 3.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def pair(media: _core.Media) -> tuple[int, int, int, int]:
